@@ -1,0 +1,1 @@
+"""Lineup hub: the real-time core and composition root."""

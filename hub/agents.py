@@ -1,0 +1,302 @@
+"""The agent's lead loop in this process: connections, state, dispatch of the next lead.
+
+Handler → preconditions → side effects, in that order, for every command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hub.agent_state import AgentState, StateChangeError, next_state
+from hub.connection import CLOSE_KICKED, AgentConnection
+from hub.dispositions import NOTE_MAX_CHARS, DispositionError, disposition_effect, parse_outcome
+from hub.identity import Principal
+from hub.intake.phones import mask_phone
+from hub.permissions import Permission, allows
+from hub.protocol import Command, ProtocolError, ack, error
+from storage import leads as lead_store
+from storage.leads import HeldLead, NotYourLead
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger("lineup.agents")
+
+# Every websocket command and the permission it needs.
+COMMAND_PERMISSIONS: dict[str, Permission] = {
+    "state.set": Permission.WORK_LEADS,
+    "call.dial": Permission.WORK_LEADS,
+    "call.hangup": Permission.WORK_LEADS,
+    "lead.dispose": Permission.WORK_LEADS,
+    "ping": Permission.WORK_LEADS,
+}
+
+
+@dataclass
+class LiveAgent:
+    """What this process knows of one connected agent."""
+
+    principal: Principal
+    connections: set[AgentConnection] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    state: AgentState = AgentState.PAUSED
+    reason: str = "login"
+    since: float = 0.0
+    lead_id: int | None = None  # the lead announced to the agent
+    none_reason: str | None = None  # the last lead.none reason sent, to avoid repeating it
+
+
+def lead_payload(lead: HeldLead, history: list[lead_store.ContactRecord]) -> dict[str, Any]:
+    """A lead as an agent may see it: the phone is always masked."""
+    return {
+        "id": lead.id,
+        "name": lead.name,
+        "phone_masked": mask_phone(lead.phone_e164),
+        "area": lead.area,
+        "attributes": lead.attributes,
+        "attempts": lead.attempts,
+        "history": [
+            {"at": h.at.isoformat(), "outcome": h.outcome, "note": h.note, "agent": h.agent_name}
+            for h in history
+        ],
+        "callback_at": lead.callback_at.isoformat() if lead.callback_at else None,
+    }
+
+
+class AgentDesk:
+    """Agents connected to this hub process and their lead loop."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.live: dict[int, LiveAgent] = {}
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def connect(self, conn: AgentConnection) -> None:
+        agent = conn.agent
+        live = self.live.get(agent.id)
+        if live is None:
+            live = self.live[agent.id] = LiveAgent(agent)
+            await self.hub.bus.follow_agent(agent.id)
+        live.connections.add(conn)
+        presence = await self.hub.presence.get(agent.id)
+        if presence is None or presence.state is AgentState.OFFLINE:
+            presence = await self.hub.presence.set_state(agent.id, AgentState.PAUSED, "login")
+        live.state, live.reason, live.since = presence.state, presence.reason, presence.since
+        await self.hub.presence.connected(agent.id, self.hub.process_id)
+        conn.push(await self._snapshot(live))
+        if live.state is AgentState.READY:
+            await self.offer_next_lead(agent.id)
+
+    async def disconnect(self, conn: AgentConnection) -> None:
+        live = self.live.get(conn.agent.id)
+        if live is None:
+            return
+        live.connections.discard(conn)
+        if not live.connections:
+            del self.live[conn.agent.id]
+            await self.hub.bus.unfollow_agent(conn.agent.id)
+            await self.hub.presence.disconnected(conn.agent.id)
+
+    def deliver(self, agent_id: int, event: dict[str, Any]) -> None:
+        live = self.live.get(agent_id)
+        if live:
+            for conn in list(live.connections):
+                conn.push(event)
+
+    async def _snapshot(self, live: LiveAgent) -> dict[str, Any]:
+        agent = live.principal
+        async with self.hub.db() as s:
+            lead = await lead_store.held_lead(s, agent.id)
+            history = await lead_store.lead_history(s, lead.id) if lead else []
+            stock = await lead_store.remaining_stock(s, agent.id, self.hub.settings.stock_low_threshold)
+        live.lead_id = lead.id if lead else None
+        presence = await self.hub.presence.get(agent.id)
+        call = await self.hub.calls.call_payload(presence.call_id) if presence and presence.call_id else None
+        return {
+            "type": "snapshot",
+            "agent": {
+                "id": agent.id,
+                "name": agent.display_name,
+                "state": live.state.value,
+                "reason": live.reason,
+                "since": int(live.since * 1000),
+            },
+            "lead": lead_payload(lead, history) if lead else None,
+            "call": call,
+            "warnings": [w for w in [self._stock_warning(stock)] if w],
+        }
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def handle(self, conn: AgentConnection, command: Command) -> None:
+        """Run one client command; every outcome is an ack or an error frame."""
+        try:
+            permission = COMMAND_PERMISSIONS[command.type]
+            if not allows(conn.agent.role, permission):
+                raise ProtocolError("forbidden", f"your role may not send {command.type}", command.id)
+            handler = getattr(self, "_cmd_" + command.type.replace(".", "_"))
+            await handler(conn, command)
+        except ProtocolError as exc:
+            conn.push(error(exc.code, exc.message, command.id))
+        except Exception:
+            # A failure of ours (database, Redis) must not end the agent's session.
+            log.exception("event=command_failed agent=%s type=%s", conn.agent.id, command.type)
+            conn.push(error("internal", "the hub could not complete this command; try again", command.id))
+
+    async def _cmd_ping(self, conn: AgentConnection, command: Command) -> None:
+        conn.push({"type": "pong", "id": command.id})
+
+    async def _cmd_state_set(self, conn: AgentConnection, command: Command) -> None:
+        live = self.live[conn.agent.id]
+        try:
+            state, reason = next_state(
+                live.state, command.str_field("state"), command.fields.get("reason") or None
+            )
+        except StateChangeError as exc:
+            raise ProtocolError("invalid_state", str(exc), command.id) from None
+        await self.set_state(conn.agent.id, state, reason)
+        conn.push(ack(command.id))
+        if state is AgentState.READY:
+            await self.offer_next_lead(conn.agent.id)
+
+    async def _cmd_lead_dispose(self, conn: AgentConnection, command: Command) -> None:
+        agent = conn.agent
+        lead_id = command.int_field("lead_id")
+        try:
+            outcome = parse_outcome(command.fields.get("outcome"))
+            now = datetime.now(UTC)
+            effect = disposition_effect(outcome, now, command.time_field("callback_at"), self.hub.settings)
+        except DispositionError as exc:
+            raise ProtocolError("invalid", str(exc), command.id) from None
+        note = command.str_field("note", required=False, max_len=NOTE_MAX_CHARS)
+        presence = await self.hub.presence.get(agent.id)
+        if presence and presence.call_id:
+            active = await self.hub.calls.call_payload(presence.call_id)
+            if active and active["lead_id"] == lead_id:
+                raise ProtocolError("call_active", "hang up before disposing of the lead", command.id)
+        async with self.hub.db() as s:
+            try:
+                await lead_store.record_disposition(
+                    s,
+                    lead_id=lead_id,
+                    agent_id=agent.id,
+                    outcome=outcome.value,
+                    note=note,
+                    effect=effect,
+                    call_id=None,
+                )
+            except NotYourLead:
+                raise ProtocolError(
+                    "not_your_lead", f"lead {lead_id} is not held by you", command.id
+                ) from None
+            stock = await lead_store.remaining_stock(s, agent.id, self.hub.settings.stock_low_threshold)
+        log.info("event=lead_disposed agent=%s lead=%s outcome=%s", agent.id, lead_id, outcome.value)
+        live = self.live[agent.id]
+        live.lead_id = None
+        conn.push(ack(command.id))
+        self.deliver(agent.id, {"type": "lead.disposed", "lead_id": lead_id, "outcome": outcome.value})
+        warning = self._stock_warning(stock)
+        if warning:
+            self.deliver(agent.id, warning)
+        await self.offer_next_lead(agent.id)
+
+    async def _cmd_call_dial(self, conn: AgentConnection, command: Command) -> None:
+        call_id = await self.hub.calls.dial(conn.agent, command.int_field("lead_id"), command.id)
+        conn.push({**ack(command.id), "call_id": call_id})
+
+    async def _cmd_call_hangup(self, conn: AgentConnection, command: Command) -> None:
+        await self.hub.calls.hangup(conn.agent, command.str_field("call_id", max_len=64), command.id)
+        conn.push(ack(command.id))
+
+    # -- state and dispatch ------------------------------------------------------------------
+
+    async def set_state(self, agent_id: int, state: AgentState, reason: str) -> None:
+        presence = await self.hub.presence.set_state(agent_id, state, reason)
+        live = self.live.get(agent_id)
+        if live:
+            live.state, live.reason, live.since = state, reason, presence.since
+            if state is not AgentState.READY:
+                live.none_reason = None
+        self.deliver(agent_id, presence.as_event())
+
+    async def offer_next_lead(self, agent_id: int) -> None:
+        """If the agent is ready and has no lead on screen, claim one and push it (or say why not)."""
+        live = self.live.get(agent_id)
+        if live is None or live.state is not AgentState.READY or live.lead_id is not None:
+            return
+        async with live.lock:
+            if live.state is not AgentState.READY or live.lead_id is not None:
+                return
+            settings = self.hub.settings
+            async with self.hub.db() as s:
+                lead = await lead_store.claim_next_lead(s, agent_id, settings.lead_lease_s)
+                if lead is not None:
+                    history = await lead_store.lead_history(s, lead.id)
+                else:
+                    due = await lead_store.next_due(s, agent_id)
+            if lead is not None:
+                live.lead_id, live.none_reason = lead.id, None
+                self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
+                return
+            reason = self._none_reason(due)
+            if reason != live.none_reason:
+                live.none_reason = reason
+                self.deliver(
+                    agent_id,
+                    {"type": "lead.none", "reason": reason, "next_due_at": due.isoformat() if due else None},
+                )
+
+    async def offer_to_idle_agents(self) -> None:
+        """Give a lead to every ready agent of this process who has none (new stock, due retries)."""
+        for agent_id, live in list(self.live.items()):
+            if live.state is AgentState.READY and live.lead_id is None:
+                await self.offer_next_lead(agent_id)
+
+    async def lead_released(self, agent_id: int, lead_id: int) -> None:
+        """The agent's lease ran out and the lead went back to the pool."""
+        live = self.live.get(agent_id)
+        if live and live.lead_id == lead_id:
+            live.lead_id = None
+
+    async def on_control(self, agent_id: int, control: dict[str, Any]) -> None:
+        """A command for this agent from another part of the system (possibly another process)."""
+        op = control.get("op")
+        if op == "state_changed":
+            presence = await self.hub.presence.get(agent_id)
+            live = self.live.get(agent_id)
+            if presence is None or live is None:
+                return
+            live.state, live.reason, live.since = presence.state, presence.reason, presence.since
+            self.deliver(agent_id, presence.as_event())
+            if live.state is AgentState.READY:
+                await self.offer_next_lead(agent_id)
+        elif op == "logout":
+            live = self.live.get(agent_id)
+            for conn in list(live.connections) if live else []:
+                conn.close(CLOSE_KICKED)
+
+    def connected_agent_ids(self) -> list[int]:
+        return list(self.live)
+
+    @staticmethod
+    def _none_reason(due: datetime | None) -> str:
+        if due is None:
+            return "no leads left: your list and the shared pool are empty"
+        return f"no lead is due now; the next one is due at {due.isoformat(timespec='minutes')}"
+
+    def _stock_warning(self, remaining: int) -> dict[str, Any] | None:
+        threshold = self.hub.settings.stock_low_threshold
+        if remaining >= threshold:
+            return None
+        return {
+            "type": "quota.warning",
+            "kind": "stock_low",
+            "remaining": remaining,
+            "threshold": threshold,
+            "message": f"Low on leads: fewer than {threshold} left. Ask your supervisor for more.",
+        }

@@ -1,0 +1,97 @@
+"""JSON API for programmatic clients: tokens, agent control, health."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hub.access import public, requires
+from hub.agent_state import AgentState
+from hub.identity import Principal
+from hub.passwords import verify_password
+from hub.permissions import Permission
+from storage import audit
+from storage import users as user_store
+
+log = logging.getLogger("lineup.api")
+
+
+def _bad_request(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": "bad_request", "message": message}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, object] | None:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@public
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "process": request.app.state.hub.process_id})
+
+
+@public
+async def issue_token(request: Request) -> Response:
+    """``POST /api/auth/token`` {"username","password"} → {"token","expires_in"}."""
+    hub = request.app.state.hub
+    body = await _json_body(request)
+    if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
+        return _bad_request('send JSON {"username": "...", "password": "..."}')
+    username = str(body["username"])
+    async with hub.db() as s:
+        user = await user_store.by_username(s, username)
+        ok = verify_password(user.password_hash if user else None, str(body["password"]))
+        ok = ok and user is not None and user.active
+        await audit.record(
+            s,
+            actor_id=user.id if user else None,
+            action="token" if ok else "login_failed",
+            target=username[:200],
+            ip=request.client.host if request.client else "",
+        )
+        await s.commit()
+    if not ok or user is None:
+        return JSONResponse({"error": "unauthorized", "message": "wrong username or password"}, 401)
+    return JSONResponse({"token": hub.tokens.issue(user.id), "expires_in": hub.settings.token_ttl_s})
+
+
+@requires(Permission.CONTROL_AGENTS)
+async def set_agent_state(request: Request) -> Response:
+    """``POST /api/agents/{id}/state`` {"state":"paused"|"ready","reason"} — a supervisor's order.
+
+    Works from any hub process: the process holding the agent's socket delivers it.
+    """
+    hub = request.app.state.hub
+    principal: Principal = request.state.principal
+    try:
+        agent_id = int(request.path_params["agent_id"])
+    except ValueError:
+        return _bad_request("agent id must be a number", 404)
+    body = await _json_body(request)
+    if body is None or body.get("state") not in (AgentState.READY, AgentState.PAUSED):
+        return _bad_request('send JSON {"state": "paused" | "ready", "reason": "..."}')
+    state = AgentState(str(body["state"]))
+    reason = "supervisor" if state is AgentState.PAUSED else ""
+    async with hub.db() as s:
+        agent = await user_store.by_id(s, agent_id)
+        if agent is None or agent.role not in ("sales", "tmk"):
+            return JSONResponse({"error": "not_found", "message": f"no agent {agent_id}"}, 404)
+        await audit.record(
+            s,
+            actor_id=principal.id,
+            action="agent_state_forced",
+            target=f"user:{agent_id}",
+            detail={"state": state.value, "reason": reason},
+        )
+        await s.commit()
+    await hub.presence.set_state(agent_id, state, reason)
+    delivered = await hub.control_agent(agent_id, {"op": "state_changed"})
+    return JSONResponse(
+        {"agent_id": agent_id, "state": state.value, "reason": reason, "connected": delivered}
+    )

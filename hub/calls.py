@@ -1,0 +1,179 @@
+"""Click-to-call and call progress: commands to the gateway, its events to the agent.
+
+Dial state lives in Redis while a call is live; the call row in Postgres keeps times and duration.
+Events go to the agent through the bus, so they reach whichever process holds the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hub.identity import Principal
+from hub.protocol import ProtocolError
+from storage import calls as call_store
+from storage import leads as lead_store
+from telephony import CallEvent, CallEventKind, GatewayError, OriginateRequest
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger("lineup.calls")
+
+# Events only move a call forward; a late "ringing" after "answered" is ignored.
+_ORDER = {"dialing": 0, "ringing": 1, "answered": 2, "ended": 3}
+
+
+class CallDesk:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._consume(), name="gateway-events")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def call_payload(self, call_id: str) -> dict[str, Any] | None:
+        """The ``call.state`` view of a live call, or None when it is not live."""
+        call = await self.hub.presence.get_call(call_id)
+        if not call:
+            return None
+        return _state_event(call_id, call, call["state"], None)
+
+    async def dial(self, agent: Principal, lead_id: int, command_id: Any) -> str:
+        """Originate a call to the agent's held lead; the agent never sees the number."""
+        presence = await self.hub.presence.get(agent.id)
+        if presence and presence.call_id and await self.hub.presence.get_call(presence.call_id):
+            raise ProtocolError("call_active", "you are already on a call", command_id)
+        async with self.hub.db() as s:
+            lead = await lead_store.held_lead(s, agent.id)
+            if lead is None or lead.id != lead_id:
+                raise ProtocolError("not_your_lead", f"lead {lead_id} is not held by you", command_id)
+            call_id = uuid.uuid4()
+            started = datetime.now(UTC)
+            await call_store.start_call(
+                s,
+                call_id=call_id,
+                started_at=started,
+                direction="out",
+                agent_id=agent.id,
+                lead_id=lead_id,
+                phone_e164=lead.phone_e164,
+            )
+        cid = str(call_id)
+        fields = {
+            "agent_id": agent.id,
+            "lead_id": lead_id,
+            "direction": "out",
+            "state": "dialing",
+            "since": time.time(),
+            "started_at": started.isoformat(),
+        }
+        await self.hub.presence.set_call(agent.id, cid, fields)
+        await self._publish(agent.id, _state_event(cid, fields, "dialing", None))
+        try:
+            await self.hub.gateway.originate(
+                OriginateRequest(cid, agent.sip_extension or str(agent.id), lead.phone_e164)
+            )
+        except GatewayError as exc:
+            log.warning("event=originate_failed call=%s error=%s", cid, exc)
+            await self._finish(cid, {k: str(v) for k, v in fields.items()}, 0.0, "gateway_error")
+            raise ProtocolError(
+                "gateway_error", f"the phone system refused the call: {exc}", command_id
+            ) from None
+        log.info("event=call_dialed agent=%s lead=%s call=%s", agent.id, lead_id, cid)
+        return cid
+
+    async def hangup(self, agent: Principal, call_id: str, command_id: Any) -> None:
+        call = await self.hub.presence.get_call(call_id)
+        if not call or int(call["agent_id"]) != agent.id:
+            raise ProtocolError("not_your_call", f"call {call_id} is not a live call of yours", command_id)
+        try:
+            await self.hub.gateway.hangup(call_id)
+        except GatewayError as exc:
+            raise ProtocolError(
+                "gateway_error", f"the phone system could not hang up: {exc}", command_id
+            ) from None
+
+    async def _consume(self) -> None:
+        async for event in self.hub.gateway.events():
+            try:
+                await self.on_event(event)
+            except Exception:
+                log.exception("event=call_event_failed call=%s kind=%s", event.call_id, event.kind)
+
+    async def on_event(self, event: CallEvent) -> None:
+        """Apply one gateway event: Redis dial state, the call row, and the agent's screen."""
+        call = await self.hub.presence.get_call(event.call_id)
+        if not call:
+            log.info("event=call_event_unknown call=%s kind=%s", event.call_id, event.kind)
+            return
+        if _ORDER[event.kind.value] <= _ORDER[call["state"]]:
+            return
+        if event.kind is CallEventKind.ENDED:
+            await self._finish(
+                event.call_id, call, event.duration_s or 0.0, event.cause or "normal_clearing", at=event.at
+            )
+            return
+        at = datetime.fromtimestamp(event.at, UTC)
+        column = "ringing_at" if event.kind is CallEventKind.RINGING else "answered_at"
+        async with self.hub.db() as s:
+            await call_store.update_call(
+                s,
+                uuid.UUID(event.call_id),
+                datetime.fromisoformat(call["started_at"]),
+                state=event.kind.value,
+                **{column: at},
+            )
+        call["state"] = event.kind.value
+        agent_id = int(call["agent_id"])
+        await self.hub.presence.set_call(
+            agent_id, event.call_id, {"state": event.kind.value, "since": event.at}
+        )
+        await self._publish(agent_id, _state_event(event.call_id, call, event.kind.value, None))
+
+    async def _finish(
+        self, call_id: str, call: dict[str, str], duration: float, cause: str, at: float | None = None
+    ) -> None:
+        agent_id = int(call["agent_id"])
+        ended = datetime.fromtimestamp(at or time.time(), UTC)
+        async with self.hub.db() as s:
+            await call_store.update_call(
+                s,
+                uuid.UUID(call_id),
+                datetime.fromisoformat(call["started_at"]),
+                state="ended",
+                ended_at=ended,
+                duration_s=duration,
+                hangup_cause=cause,
+            )
+        await self.hub.presence.end_call(agent_id, call_id)
+        event = _state_event(call_id, call, "ended", duration)
+        event["cause"] = cause
+        await self._publish(agent_id, event)
+        log.info(
+            "event=call_ended call=%s agent=%s duration_s=%.3f cause=%s", call_id, agent_id, duration, cause
+        )
+
+    async def _publish(self, agent_id: int, event: dict[str, Any]) -> None:
+        await self.hub.bus.publish_to_agent(agent_id, {"event": event})
+
+
+def _state_event(call_id: str, call: dict[str, Any], state: str, duration: float | None) -> dict[str, Any]:
+    lead_id = call.get("lead_id")
+    return {
+        "type": "call.state",
+        "call_id": call_id,
+        "lead_id": int(lead_id) if lead_id not in (None, "") else None,
+        "direction": call.get("direction", "out"),
+        "state": state,
+        "duration_s": duration,
+    }

@@ -1,0 +1,104 @@
+"""Demo mode: one user per role and a few hundred leads, loaded on first start only."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.passwords import hash_password
+from storage import users as user_store
+from storage.lead_intake import NewLead, insert_leads
+from storage.models import Role
+
+log = logging.getLogger("lineup.demo")
+
+DEMO_PASSWORD = "demo"
+DEMO_AGENTS = [f"agent{i}" for i in range(1, 6)]
+LEADS_PER_AGENT = 20
+DEMO_LEADS = 300
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "华",
+    "慧",
+]
+_PROPERTIES = ["万科城", "碧桂园", "保利花园", "绿地中心", "华润置地", "龙湖天街"]
+_AREAS = ["朝阳区", "海淀区", "浦东新区", "天河区", "南山区", "武侯区"]
+_GRADES = ["三年级", "四年级", "五年级", "六年级", "初一", "初二"]
+_MOBILE_PREFIXES = ["138", "139", "136", "158", "186", "150", "177", "188"]
+
+
+def demo_users() -> list[tuple[str, str, Role, str | None]]:
+    """(username, display name, role, SIP extension) of every demo user."""
+    users: list[tuple[str, str, Role, str | None]] = [
+        ("admin", "Admin", Role.ADMIN, None),
+        ("supervisor1", "Supervisor One", Role.SUPERVISOR, None),
+    ]
+    users += [(name, f"Agent {i}", Role.SALES, str(1000 + i)) for i, name in enumerate(DEMO_AGENTS, 1)]
+    users += [("tmk1", "TMK One", Role.TMK, "1101"), ("qa1", "QA One", Role.QA, None)]
+    return users
+
+
+def demo_leads(owner_ids: list[int], rng: random.Random) -> list[NewLead]:
+    """Realistic-looking leads with valid CN mobile numbers; some owned, the rest in the pool."""
+    phones: set[str] = set()
+    while len(phones) < DEMO_LEADS:
+        phones.add(f"+86{rng.choice(_MOBILE_PREFIXES)}{rng.randrange(10**8):08d}")
+    owners = [owner for owner in owner_ids for _ in range(LEADS_PER_AGENT)]
+    leads = []
+    for i, phone in enumerate(sorted(phones)):
+        leads.append(
+            NewLead(
+                name=rng.choice(_SURNAMES) + rng.choice(_GIVEN),
+                phone_e164=phone,
+                area=rng.choice(_AREAS),
+                attributes={"楼盘": rng.choice(_PROPERTIES), "grade": rng.choice(_GRADES)},
+                owner_id=owners[i] if i < len(owners) else None,
+            )
+        )
+    rng.shuffle(leads)
+    return leads
+
+
+async def load_demo(session: AsyncSession) -> bool:
+    """Create the demo users and leads unless they exist; True when it loaded them."""
+    if await user_store.by_username(session, "admin") is not None:
+        return False
+    team = await user_store.team_named(session, "Demo team")
+    password_hash = hash_password(DEMO_PASSWORD)
+    agent_ids = []
+    for username, display, role, extension in demo_users():
+        user = await user_store.add_user(
+            session,
+            username=username,
+            display_name=display,
+            password_hash=password_hash,
+            role=role.value,
+            team_id=team.id if role in (Role.SALES, Role.TMK, Role.SUPERVISOR) else None,
+            sip_extension=extension,
+        )
+        if username in DEMO_AGENTS:
+            agent_ids.append(user.id)
+    await insert_leads(session, demo_leads(agent_ids, random.Random(2026)), batch_id=None)
+    log.info("event=demo_loaded users=%d leads=%d", len(demo_users()), DEMO_LEADS)
+    return True

@@ -1,0 +1,50 @@
+"""What each disposition outcome does to a lead (pure rules, no I/O).
+
+A first, fixed set of retry delays; the contact policy (issue 4) replaces these with per-campaign rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hub.settings import Settings
+from storage.leads import DispositionEffect
+from storage.models import LeadStatus, Outcome
+
+FINAL_OUTCOMES = frozenset({Outcome.CONVERTED, Outcome.NOT_INTERESTED, Outcome.INVALID_NUMBER, Outcome.DNC})
+MAX_CALLBACK_AHEAD = timedelta(days=365)
+NOTE_MAX_CHARS = 2000
+
+
+class DispositionError(ValueError):
+    pass
+
+
+def parse_outcome(value: object) -> Outcome:
+    try:
+        return Outcome(str(value))
+    except ValueError:
+        names = " ".join(o.value for o in Outcome)
+        raise DispositionError(f"unknown outcome {value!r}: one of {names}") from None
+
+
+def disposition_effect(
+    outcome: Outcome, now: datetime, callback_at: datetime | None, settings: Settings
+) -> DispositionEffect:
+    """The lead's new status and when it may be dialled again."""
+    if outcome is Outcome.CALLBACK:
+        if callback_at is None:
+            raise DispositionError("a callback needs callback_at")
+        if callback_at <= now:
+            raise DispositionError("callback_at is in the past")
+        if callback_at > now + MAX_CALLBACK_AHEAD:
+            raise DispositionError("callback_at is more than a year ahead")
+        return DispositionEffect(LeadStatus.CALLBACK, callback_at, callback_at)
+    if outcome in FINAL_OUTCOMES:
+        return DispositionEffect(LeadStatus.CLOSED, now, None)
+    delay = {
+        Outcome.NO_ANSWER: settings.retry_no_answer_s,
+        Outcome.BUSY: settings.retry_busy_s,
+        Outcome.INTERESTED: settings.retry_interested_s,
+    }[outcome]
+    return DispositionEffect(LeadStatus.RETRY, now + timedelta(seconds=delay), None)

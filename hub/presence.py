@@ -1,0 +1,109 @@
+"""Live agent presence and dial state in Redis, with TTLs refreshed by heartbeats.
+
+Postgres stays the source of truth for leads and calls; everything here can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from hub.agent_state import AgentState
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    agent_id: int
+    state: AgentState
+    reason: str
+    since: float  # epoch seconds
+    process: str  # hub process holding the socket, "" when disconnected
+    call_id: str
+
+    def as_event(self) -> dict[str, object]:
+        return {
+            "type": "agent.state",
+            "state": self.state.value,
+            "reason": self.reason,
+            "since": int(self.since * 1000),
+        }
+
+
+class PresenceStore:
+    """Agent presence hashes ``{prefix}agent:{id}`` and call hashes ``{prefix}call:{id}``."""
+
+    def __init__(self, redis: Redis, prefix: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_s
+
+    def _agent_key(self, agent_id: int) -> str:
+        return f"{self._prefix}agent:{agent_id}"
+
+    def _call_key(self, call_id: str) -> str:
+        return f"{self._prefix}call:{call_id}"
+
+    async def get(self, agent_id: int) -> Presence | None:
+        data = await self._redis.hgetall(self._agent_key(agent_id))
+        if not data:
+            return None
+        return Presence(
+            agent_id=agent_id,
+            state=AgentState(data.get(b"state", b"offline").decode()),
+            reason=data.get(b"reason", b"").decode(),
+            since=float(data.get(b"since", b"0")),
+            process=data.get(b"process", b"").decode(),
+            call_id=data.get(b"call_id", b"").decode(),
+        )
+
+    async def set_state(self, agent_id: int, state: AgentState, reason: str) -> Presence:
+        now = time.time()
+        key = self._agent_key(agent_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"state": state.value, "reason": reason, "since": now})
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+        presence = await self.get(agent_id)
+        assert presence is not None
+        return presence
+
+    async def connected(self, agent_id: int, process: str) -> None:
+        key = self._agent_key(agent_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "process", process)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def disconnected(self, agent_id: int) -> None:
+        # Keep the state until the TTL runs out, so a quick reconnect restores it.
+        await self._redis.hset(self._agent_key(agent_id), "process", "")
+
+    async def heartbeat(self, agent_ids: list[int]) -> None:
+        """Refresh the TTL of every agent connected to this process."""
+        if not agent_ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.expire(self._agent_key(agent_id), self._ttl)
+            await pipe.execute()
+
+    async def set_call(self, agent_id: int, call_id: str, fields: dict[str, str | int | float]) -> None:
+        """Record a live call's dial state, and link it from the agent's presence."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._call_key(call_id), mapping=fields)
+            pipe.expire(self._call_key(call_id), 4 * 3600)
+            pipe.hset(self._agent_key(agent_id), "call_id", call_id)
+            await pipe.execute()
+
+    async def get_call(self, call_id: str) -> dict[str, str]:
+        data = await self._redis.hgetall(self._call_key(call_id))
+        return {k.decode(): v.decode() for k, v in data.items()}
+
+    async def end_call(self, agent_id: int, call_id: str) -> None:
+        """Forget a finished call (only unlinks the agent if it still points at this call)."""
+        await self._redis.delete(self._call_key(call_id))
+        current = await self._redis.hget(self._agent_key(agent_id), "call_id")
+        if current is not None and current.decode() == call_id:
+            await self._redis.hset(self._agent_key(agent_id), "call_id", "")

@@ -1,0 +1,123 @@
+"""The composition root's live services for one hub process, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.agents import AgentDesk
+from hub.bus import Bus
+from hub.calls import CallDesk
+from hub.identity import TokenSigner
+from hub.presence import PresenceStore
+from hub.settings import Settings
+from storage import leads as lead_store
+from storage.db import create_engine, session_factory
+from telephony import Gateway
+from telephony.simulator import SimulatorGateway, SimulatorProfile
+
+log = logging.getLogger("lineup.hub")
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    if settings.gateway == "simulator":
+        return SimulatorGateway(
+            SimulatorProfile(
+                answer_rate=settings.sim_answer_rate,
+                ring_s=settings.sim_ring_s,
+                talk_s=settings.sim_talk_s,
+                no_answer_after_s=settings.sim_no_answer_after_s,
+            )
+        )
+    raise ValueError(f"unknown gateway {settings.gateway!r} (LINEUP_GATEWAY): only 'simulator' exists yet")
+
+
+class Hub:
+    """Engine, Redis, bus, gateway and the desks that use them."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.database_url or not settings.redis_url:
+            raise ValueError("LINEUP_DATABASE_URL and LINEUP_REDIS_URL must be set (lineup serve sets them)")
+        self.settings = settings
+        self.process_id = settings.process_id or f"hub-{secrets.token_hex(4)}"
+        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.db: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.redis: Redis = Redis.from_url(settings.redis_url)
+        self.presence = PresenceStore(self.redis, settings.redis_prefix, settings.presence_ttl_s)
+        self.bus = Bus(self.redis, settings.redis_prefix)
+        self.gateway: Gateway = build_gateway(settings)
+        self.tokens = TokenSigner(settings.secret_key, settings.token_ttl_s)
+        self.agents = AgentDesk(self)
+        self.calls = CallDesk(self)
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.redis.ping()
+        await self.gateway.start()
+        await self.bus.start(self._on_agent_message, self._on_broadcast)
+        self.calls.start()
+        s = self.settings
+        self._every(s.heartbeat_s, self._heartbeat, "heartbeat")
+        self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
+        self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
+        log.info("event=hub_started process=%s gateway=%s", self.process_id, s.gateway)
+
+    async def close(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.calls.close()
+        await self.gateway.close()
+        await self.bus.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+    async def leads_available(self) -> None:
+        """Tell every hub process that new leads exist, so idle ready agents get one now."""
+        await self.bus.broadcast({"op": "leads_available"})
+
+    async def control_agent(self, agent_id: int, control: dict[str, Any]) -> bool:
+        """Send a control message to the agent's process; True if some process holds the agent."""
+        return await self.bus.publish_to_agent(agent_id, {"control": control}) > 0
+
+    def _every(self, period: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    await job()
+                except Exception:
+                    log.exception("event=periodic_job_failed job=%s", name)
+
+        self._loops.append(asyncio.create_task(loop(), name=name))
+
+    async def _heartbeat(self) -> None:
+        agent_ids = self.agents.connected_agent_ids()
+        await self.presence.heartbeat(agent_ids)
+        async with self.db() as s:
+            await lead_store.refresh_leases(s, agent_ids, self.settings.lead_lease_s)
+
+    async def _release_expired_leases(self) -> None:
+        async with self.db() as s:
+            released = await lead_store.release_expired_leases(s)
+        for lead_id, agent_id in released:
+            log.info("event=lease_expired lead=%s agent=%s", lead_id, agent_id)
+            await self.agents.lead_released(agent_id, lead_id)
+        if released:
+            await self.leads_available()
+
+    async def _on_agent_message(self, agent_id: int, message: dict[str, Any]) -> None:
+        if "event" in message:
+            self.agents.deliver(agent_id, message["event"])
+        elif "control" in message:
+            await self.agents.on_control(agent_id, message["control"])
+
+    async def _on_broadcast(self, message: dict[str, Any]) -> None:
+        if message.get("op") == "leads_available":
+            asyncio.create_task(self.agents.offer_to_idle_agents())

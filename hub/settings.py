@@ -1,0 +1,65 @@
+"""One typed settings object, read from ``LINEUP_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a Lineup process. Empty service URLs mean "start the bundled server"."""
+
+    model_config = SettingsConfigDict(env_prefix="LINEUP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+
+    database_url: str = ""
+    redis_url: str = ""
+    redis_prefix: str = "lineup:"
+    kafka_bootstrap: str = ""
+    gateway: str = "simulator"
+
+    secret_key: str = ""
+    demo: bool = False
+    default_region: str = "CN"
+
+    session_max_age_s: int = 12 * 3600
+    token_ttl_s: int = 12 * 3600
+
+    lead_lease_s: int = 300
+    presence_ttl_s: int = 60
+    heartbeat_s: float = 15.0
+    idle_rescan_s: float = 10.0
+    stock_low_threshold: int = 10
+
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_send_queue: int = 256
+
+    upload_max_bytes: int = 20 * 1024 * 1024
+    upload_max_rows: int = 200_000
+
+    sim_answer_rate: float = 0.75
+    sim_ring_s: tuple[float, float] = (1.0, 4.0)
+    sim_talk_s: tuple[float, float] = (3.0, 8.0)
+    sim_no_answer_after_s: float = 20.0
+
+    retry_no_answer_s: int = 2 * 3600
+    retry_busy_s: int = 15 * 60
+    retry_interested_s: int = 24 * 3600
+
+    process_id: str = Field(default="", description="Name of this hub process; random when empty.")
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,66 @@
+"""Websocket endpoints: ``/ws/agent`` (JSON protocol) and ``/ws/agent/html`` (htmx fragments).
+
+Both run the same session logic in ``AgentDesk``; only the rendering of events differs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub.access import resolve_principal
+from hub.connection import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, AgentConnection, Renderer
+from hub.permissions import Permission, allows
+from hub.protocol import ProtocolError, error, parse_command
+from web.fragments import render_event
+
+log = logging.getLogger("lineup.ws")
+
+
+def render_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _serve(websocket: WebSocket, render: Renderer) -> None:
+    hub = websocket.app.state.hub
+    principal, why = await resolve_principal(websocket)
+    if principal is None:
+        await websocket.close(CLOSE_UNAUTHORIZED, reason=why)
+        return
+    if not allows(principal.role, Permission.WORK_LEADS):
+        await websocket.close(CLOSE_FORBIDDEN, reason="your role does not work leads")
+        return
+    await websocket.accept()
+    conn = AgentConnection(websocket, principal, render, hub.settings.ws_send_queue)
+    conn.start()
+    log.info("event=agent_connected agent=%s process=%s", principal.id, hub.process_id)
+    try:
+        await hub.agents.connect(conn)
+        while not conn.closed.is_set():
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text") if message.get("text") is not None else message.get("bytes")
+            try:
+                command = parse_command(raw or b"")
+            except ProtocolError as exc:
+                conn.push(error(exc.code, exc.message, exc.command_id))
+                continue
+            await hub.agents.handle(conn, command)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await hub.agents.disconnect(conn)
+        await conn.finish()
+        log.info("event=agent_disconnected agent=%s code=%s", principal.id, conn.close_code)
+
+
+async def agent_socket(websocket: WebSocket) -> None:
+    await _serve(websocket, render_json)
+
+
+async def agent_socket_html(websocket: WebSocket) -> None:
+    await _serve(websocket, render_event)

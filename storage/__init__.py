@@ -1,0 +1,1 @@
+"""Lineup storage: Postgres tables, migrations and queries. Knows nothing of hub, web or telephony."""

@@ -1,0 +1,84 @@
+"""Writing new leads: import batches, customers upserted by phone, leads inserted in bulk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Customer, ImportBatch, Lead
+
+
+@dataclass(frozen=True, slots=True)
+class NewLead:
+    name: str
+    phone_e164: str
+    area: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    owner_id: int | None = None
+
+
+async def known_phones(session: AsyncSession, phones: list[str]) -> set[str]:
+    """Which of these phones already belong to a (not deleted) lead."""
+    if not phones:
+        return set()
+    rows = await session.execute(
+        text("SELECT DISTINCT phone_e164 FROM leads WHERE phone_e164 = ANY(:phones) AND deleted_at IS NULL"),
+        {"phones": phones},
+    )
+    return {r[0] for r in rows}
+
+
+async def create_batch(session: AsyncSession, filename: str, created_by: int | None) -> int:
+    batch_id = (
+        await session.execute(
+            insert(ImportBatch)
+            .values(filename=filename[:255], created_by=created_by, status="running")
+            .returning(ImportBatch.id)
+        )
+    ).scalar_one()
+    await session.commit()
+    return batch_id
+
+
+async def finish_batch(session: AsyncSession, batch_id: int, status: str, counts: dict[str, int]) -> None:
+    await session.execute(
+        update(ImportBatch).where(ImportBatch.id == batch_id).values(status=status, **counts)
+    )
+    await session.commit()
+
+
+async def insert_leads(session: AsyncSession, leads: list[NewLead], batch_id: int | None) -> int:
+    """Insert one chunk of leads (customers upserted by phone) in one transaction; returns the count."""
+    if not leads:
+        return 0
+    customer_rows = {
+        lead.phone_e164: {"phone_e164": lead.phone_e164, "name": lead.name, "area": lead.area}
+        for lead in leads
+    }
+    stmt = pg_insert(Customer).values(list(customer_rows.values()))
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=[Customer.phone_e164]))
+    rows = await session.execute(
+        select(Customer.phone_e164, Customer.id).where(Customer.phone_e164.in_(list(customer_rows)))
+    )
+    ids = {phone: customer_id for phone, customer_id in rows}
+    await session.execute(
+        insert(Lead),
+        [
+            {
+                "customer_id": ids[lead.phone_e164],
+                "batch_id": batch_id,
+                "owner_id": lead.owner_id,
+                "name": lead.name,
+                "phone_e164": lead.phone_e164,
+                "area": lead.area,
+                "attributes": lead.attributes,
+            }
+            for lead in leads
+        ],
+    )
+    await session.commit()
+    return len(leads)

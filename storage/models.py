@@ -1,0 +1,200 @@
+"""SQLAlchemy 2 models. The DDL of record lives in ``storage/migrations``; a test keeps them in step."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    SALES = "sales"
+    TMK = "tmk"
+    QA = "qa"
+
+
+class LeadStatus(enum.StrEnum):
+    NEW = "new"  # never contacted
+    RETRY = "retry"  # contacted, to be tried again from next_attempt_at
+    CALLBACK = "callback"  # a callback was promised for callback_at
+    CLOSED = "closed"  # final outcome, never dispensed again
+
+
+class Outcome(enum.StrEnum):
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    INVALID_NUMBER = "invalid_number"
+    NOT_INTERESTED = "not_interested"
+    INTERESTED = "interested"
+    CALLBACK = "callback"
+    CONVERTED = "converted"
+    DNC = "dnc"
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin','supervisor','sales','tmk','qa')", name="users_role_check"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    tier: Mapped[str] = mapped_column(String(8), server_default="A")
+    sip_extension: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    area: Mapped[str] = mapped_column(String(200), server_default="")
+    notes: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = _now()
+
+
+class ImportBatch(Base):
+    __tablename__ = "import_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _now()
+    status: Mapped[str] = mapped_column(String(16), server_default="done")
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    invalid: Mapped[int] = mapped_column(Integer, server_default="0")
+    duplicate: Mapped[int] = mapped_column(Integer, server_default="0")
+    inserted: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        CheckConstraint("status IN ('new','retry','callback','closed')", name="leads_status_check"),
+        # One lead per agent: the database itself refuses a second held lead.
+        Index("leads_one_per_agent", "held_by", unique=True, postgresql_where=text("held_by IS NOT NULL")),
+        # The claim query's index: only dispensable rows, in dispatch order.
+        Index(
+            "leads_claimable",
+            "owner_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"),
+        ),
+        Index("leads_phone", "phone_e164"),
+        Index("leads_lease", "lease_expires_at", postgresql_where=text("held_by IS NOT NULL")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    area: Mapped[str] = mapped_column(String(200), server_default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(String(16), server_default="new")
+    held_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = _now()
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Call(Base):
+    """One phone call; range-partitioned by month on ``started_at``."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", "started_at"),
+        Index("calls_agent", "agent_id", "started_at"),
+        Index("calls_lead", "lead_id"),
+        {"postgresql_partition_by": "RANGE (started_at)"},
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    direction: Mapped[str] = mapped_column(String(8))
+    agent_id: Mapped[int | None] = mapped_column(Integer)
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(16))
+    ringing_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    hangup_cause: Mapped[str | None] = mapped_column(String(32))
+
+
+class ContactAttempt(Base):
+    """One disposition of a lead by an agent; range-partitioned by month on ``created_at``."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", "created_at"),
+        Index("contact_attempts_lead", "lead_id", "created_at"),
+        Index("contact_attempts_agent", "agent_id", "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
+    )
+    id: Mapped[int] = mapped_column(BigInteger, server_default=text("nextval('contact_attempts_id_seq')"))
+    created_at: Mapped[datetime] = _now()
+    lead_id: Mapped[int] = mapped_column(BigInteger)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("audit_log_at", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), server_default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    ip: Mapped[str] = mapped_column(String(64), server_default="")

@@ -1,0 +1,58 @@
+"""Test data written through the real storage layer."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.passwords import hash_password
+from storage import users as user_store
+from storage.lead_intake import NewLead, insert_leads
+
+PASSWORD = "correct horse battery"
+_HASH = hash_password(PASSWORD)
+
+
+async def add_user(
+    db: async_sessionmaker[AsyncSession], username: str, role: str = "sales", extension: str | None = None
+) -> int:
+    async with db() as s:
+        user = await user_store.add_user(
+            s, username=username, display_name=username.title(), password_hash=_HASH, role=role,
+            sip_extension=extension,
+        )
+        return user.id
+
+
+def cn_mobiles(count: int, seed: int = 1) -> list[str]:
+    """Distinct valid Chinese mobile numbers in E.164."""
+    rng = random.Random(seed)
+    phones: set[str] = set()
+    while len(phones) < count:
+        phones.add(f"+86{rng.choice(['138', '139', '186', '158'])}{rng.randrange(10**8):08d}")
+    return sorted(phones)
+
+
+async def add_leads(
+    db: async_sessionmaker[AsyncSession], count: int, owner_id: int | None = None, seed: int = 1
+) -> list[str]:
+    """Insert ``count`` leads; returns their phones (E.164)."""
+    phones = cn_mobiles(count, seed)
+    async with db() as s:
+        for start in range(0, count, 1000):
+            await insert_leads(
+                s,
+                [NewLead(name=f"Lead {i}", phone_e164=p, owner_id=owner_id)
+                 for i, p in enumerate(phones[start:start + 1000], start)],
+                batch_id=None,
+            )
+    return phones
+
+
+async def token(base: str, username: str, password: str = PASSWORD) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{base}/api/auth/token", json={"username": username, "password": password})
+        response.raise_for_status()
+        return response.json()["token"]

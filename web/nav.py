@@ -1,0 +1,40 @@
+"""Navigation per role: each page appears only for roles allowed to open it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.identity import Principal
+from hub.permissions import Permission, allows
+from web.i18n import _
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    label: str
+    help: str
+    permission: Permission
+    current: bool = False
+
+
+def _links() -> list[Link]:
+    return [
+        Link(
+            "/agent",
+            _("Workbench"),
+            _("Take leads one at a time, call and record outcomes."),
+            Permission.WORK_LEADS,
+        ),
+        Link(
+            "/imports", _("Import leads"), _("Upload a CSV or Excel file of leads."), Permission.IMPORT_LEADS
+        ),
+    ]
+
+
+def nav_for(principal: Principal, path: str = "") -> list[Link]:
+    return [
+        Link(link.href, link.label, link.help, link.permission, current=(link.href == path))
+        for link in _links()
+        if allows(principal.role, link.permission)
+    ]

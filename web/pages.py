@@ -1,0 +1,163 @@
+"""Pages: sign-in, home, the agent workbench and lead import."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from hub import lead_import
+from hub.access import SESSION_USER, public, requires
+from hub.agent_state import PAUSE_REASONS
+from hub.identity import Principal
+from hub.passwords import verify_password
+from hub.permissions import Permission
+from storage import audit
+from storage import users as user_store
+from web.csrf import csrf_ok, csrf_token
+from web.fragments import OUTCOMES
+from web.i18n import _
+from web.nav import nav_for
+from web.templating import templates
+
+log = logging.getLogger("lineup.web")
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "nav": nav_for(principal, request.url.path) if principal else [],
+            "csrf": csrf_token(request),
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def _safe_next(value: str | None) -> str:
+    # Only local paths: never redirect a signed-in user to another site.
+    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+
+
+@public
+async def login_form(request: Request) -> Response:
+    return render(
+        request,
+        "login.html",
+        next=_safe_next(request.query_params.get("next")),
+        error="",
+        username="",
+        demo=request.app.state.hub.settings.demo,
+    )
+
+
+@public
+async def login_submit(request: Request) -> Response:
+    hub = request.app.state.hub
+    form = await request.form()
+    username = str(form.get("username", "")).strip()
+    next_path = _safe_next(str(form.get("next", "/")))
+    if not csrf_ok(request, form.get("csrf")):
+        return render(
+            request,
+            "login.html",
+            400,
+            next=next_path,
+            username=username,
+            demo=hub.settings.demo,
+            error=_("Your sign-in form expired. Please try again."),
+        )
+    async with hub.db() as s:
+        user = await user_store.by_username(s, username)
+        ok = verify_password(user.password_hash if user else None, str(form.get("password", "")))
+        ok = ok and user is not None and user.active
+        await audit.record(
+            s,
+            actor_id=user.id if user else None,
+            action="login" if ok else "login_failed",
+            target=username[:200],
+            ip=request.client.host if request.client else "",
+        )
+        await s.commit()
+    if not ok or user is None:
+        return render(
+            request,
+            "login.html",
+            401,
+            next=next_path,
+            username=username,
+            demo=hub.settings.demo,
+            error=_("Wrong username or password."),
+        )
+    request.session.clear()
+    request.session[SESSION_USER] = user.id
+    return RedirectResponse(next_path, status_code=303)
+
+
+@public
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if csrf_ok(request, form.get("csrf")):
+        request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@requires(None)
+async def home(request: Request) -> Response:
+    principal: Principal = request.state.principal
+    links = nav_for(principal)
+    if len(links) == 1:
+        return RedirectResponse(links[0].href, status_code=303)
+    return render(request, "home.html")
+
+
+@requires(Permission.WORK_LEADS)
+async def agent_workbench(request: Request) -> Response:
+    return render(
+        request,
+        "agent.html",
+        agent=None,
+        lead=None,
+        call=None,
+        warnings=[],
+        pause_reasons=PAUSE_REASONS,
+        outcomes=OUTCOMES,
+    )
+
+
+@requires(Permission.IMPORT_LEADS)
+async def imports_page(request: Request) -> Response:
+    return render(request, "imports.html", result=None, error="")
+
+
+@requires(Permission.IMPORT_LEADS)
+async def imports_upload(request: Request) -> Response:
+    hub = request.app.state.hub
+    principal: Principal = request.state.principal
+    async with request.form(max_files=1, max_part_size=hub.settings.upload_max_bytes) as form:
+        if not csrf_ok(request, form.get("csrf")):
+            return render(
+                request,
+                "imports.html",
+                400,
+                result=None,
+                error=_("The form expired. Please reload the page and try again."),
+            )
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return render(request, "imports.html", 400, result=None, error=_("Choose a file to import."))
+        try:
+            path = await lead_import.save_upload(hub.settings, upload)
+        except lead_import.ImportRefused as exc:
+            return render(request, "imports.html", 400, result=None, error=exc.message)
+    try:
+        result = await lead_import.import_file(hub, path, upload.filename, actor_id=principal.id)
+    except lead_import.ImportRefused as exc:
+        return render(request, "imports.html", 400, result=None, error=exc.message)
+    return render(request, "imports.html", result=result, error="")
