@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from hub.access import public, requires
 from hub.agent_state import AgentState
 from hub.identity import Principal
-from hub.passwords import verify_password
+from hub.passwords import check_password
 from hub.permissions import Permission
 from storage import audit
 from storage import users as user_store
@@ -46,7 +46,7 @@ async def issue_token(request: Request) -> Response:
     username = str(body["username"])
     async with hub.db() as s:
         user = await user_store.by_username(s, username)
-        ok = verify_password(user.password_hash if user else None, str(body["password"]))
+        ok = await check_password(user.password_hash if user else None, str(body["password"]))
         ok = ok and user is not None and user.active
         await audit.record(
             s,

@@ -10,7 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
@@ -138,26 +138,28 @@ def _new_lead(c: CandidateLead) -> NewLead:
     return NewLead(name=c.name or "", phone_e164=c.phone_e164, area=c.area or "", attributes=attributes)
 
 
-async def save_upload(settings: Settings, upload: UploadFile) -> Path:
-    """Copy an upload to the upload folder, refusing files over the size limit."""
-    settings.upload_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.upload_dir / f"{uuid.uuid4().hex}.upload"
+def _copy_capped(source: BinaryIO, path: Path, limit: int) -> int:
     size = 0
+    with path.open("wb") as out:
+        while chunk := source.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise ImportRefused("too_large", f"The file is larger than {limit // (1 << 20)} MB.")
+            out.write(chunk)
+    return size
+
+
+async def save_upload(settings: Settings, upload: UploadFile) -> Path:
+    """Copy an upload to the upload folder, refusing empty files and files over the size limit."""
+    path = settings.upload_dir / f"{uuid.uuid4().hex}.upload"
     try:
-        with path.open("wb") as out:
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > settings.upload_max_bytes:
-                    raise ImportRefused(
-                        "too_large", f"The file is larger than {settings.upload_max_bytes // (1 << 20)} MB."
-                    )
-                out.write(chunk)
+        await asyncio.to_thread(settings.upload_dir.mkdir, parents=True, exist_ok=True)
+        size = await asyncio.to_thread(_copy_capped, upload.file, path, settings.upload_max_bytes)
+        if size == 0:
+            raise ImportRefused("empty_file", "The file is empty.")
     except BaseException:
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
-    if size == 0:
-        path.unlink(missing_ok=True)
-        raise ImportRefused("empty_file", "The file is empty.")
     return path
 
 
@@ -166,7 +168,7 @@ async def import_file(hub: Hub, path: Path, filename: str, *, actor_id: int | No
     try:
         result = await run_import(hub.db, path, filename, actor_id=actor_id, settings=hub.settings)
     finally:
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
     if result.counts.inserted:
         await hub.leads_available()
     return result
@@ -174,7 +176,7 @@ async def import_file(hub: Hub, path: Path, filename: str, *, actor_id: int | No
 
 async def import_path(settings: Settings, path: Path, *, keep_source: bool) -> ImportResult:
     """``lineup import FILE``: the same import, outside a running hub."""
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise ImportRefused("not_found", f"No such file: {path}")
     engine = create_engine(settings.database_url, pool_size=2)
     try:
@@ -182,4 +184,4 @@ async def import_path(settings: Settings, path: Path, *, keep_source: bool) -> I
     finally:
         await engine.dispose()
         if not keep_source:
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(path.unlink, missing_ok=True)

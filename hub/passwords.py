@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -12,6 +14,11 @@ _DUMMY = _hasher.hash("not-a-user")
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+async def check_password(password_hash: str | None, password: str) -> bool:
+    """``verify_password`` off the event loop: argon2 is deliberately slow (tens of ms)."""
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -56,6 +56,7 @@ class Hub:
         self.agents = AgentDesk(self)
         self.calls = CallDesk(self)
         self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -120,4 +121,7 @@ class Hub:
 
     async def _on_broadcast(self, message: dict[str, Any]) -> None:
         if message.get("op") == "leads_available":
-            asyncio.create_task(self.agents.offer_to_idle_agents())
+            # Not awaited: the bus listener must stay free while agents are served.
+            task = asyncio.create_task(self.agents.offer_to_idle_agents())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)

@@ -27,13 +27,15 @@ def render_json(event: dict[str, Any]) -> str:
 async def _serve(websocket: WebSocket, render: Renderer) -> None:
     hub = websocket.app.state.hub
     principal, why = await resolve_principal(websocket)
+    # Accept before refusing: a close before the handshake would reach the client as a bare
+    # HTTP 403, and the protocol promises close codes 4401 / 4403 with a reason.
+    await websocket.accept()
     if principal is None:
         await websocket.close(CLOSE_UNAUTHORIZED, reason=why)
         return
     if not allows(principal.role, Permission.WORK_LEADS):
         await websocket.close(CLOSE_FORBIDDEN, reason="your role does not work leads")
         return
-    await websocket.accept()
     conn = AgentConnection(websocket, principal, render, hub.settings.ws_send_queue)
     conn.start()
     log.info("event=agent_connected agent=%s process=%s", principal.id, hub.process_id)

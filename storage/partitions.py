@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,5 +36,5 @@ async def ensure_month_partitions(conn: AsyncConnection, today: date, months_ahe
     """
     bounds = month_starts(date(today.year, today.month, 1), months_ahead + 1)
     for table in PARTITIONED_TABLES:
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in pairwise(bounds):
             await conn.execute(text(partition_ddl(table, start, end)))

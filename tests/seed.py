@@ -20,7 +20,11 @@ async def add_user(
 ) -> int:
     async with db() as s:
         user = await user_store.add_user(
-            s, username=username, display_name=username.title(), password_hash=_HASH, role=role,
+            s,
+            username=username,
+            display_name=username.title(),
+            password_hash=_HASH,
+            role=role,
             sip_extension=extension,
         )
         return user.id
@@ -44,15 +48,19 @@ async def add_leads(
         for start in range(0, count, 1000):
             await insert_leads(
                 s,
-                [NewLead(name=f"Lead {i}", phone_e164=p, owner_id=owner_id)
-                 for i, p in enumerate(phones[start:start + 1000], start)],
+                [
+                    NewLead(name=f"Lead {i}", phone_e164=p, owner_id=owner_id)
+                    for i, p in enumerate(phones[start : start + 1000], start)
+                ],
                 batch_id=None,
             )
     return phones
 
 
 async def token(base: str, username: str, password: str = PASSWORD) -> str:
-    async with httpx.AsyncClient() as client:
-        response = await client.post(f"{base}/api/auth/token", json={"username": username, "password": password})
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{base}/api/auth/token", json={"username": username, "password": password}
+        )
         response.raise_for_status()
         return response.json()["token"]

@@ -34,7 +34,9 @@ async def test_snapshot_ready_lead_call_dispose_next(hub_server, db):
     ended = client.frames[-1]
     assert 0.25 <= ended["duration_s"] <= 1.0
 
-    dispose = await client.send("lead.dispose", lead_id=lead["id"], outcome="interested", note="wants a trial")
+    dispose = await client.send(
+        "lead.dispose", lead_id=lead["id"], outcome="interested", note="wants a trial"
+    )
     assert (await client.reply(dispose))["type"] == "ack"
     nxt = (await client.expect("lead.assigned"))["lead"]
     assert nxt["id"] != lead["id"]
@@ -88,7 +90,9 @@ async def test_disposing_of_someone_elses_lead_is_refused_and_changes_nothing(hu
     reply = await d.reply(await d.send("call.dial", lead_id=lead["id"]))
     assert reply["code"] == "not_your_lead"
     async with db() as s:
-        held_by = (await s.execute(text("SELECT held_by FROM leads WHERE id = :l"), {"l": lead["id"]})).scalar()
+        held_by = (
+            await s.execute(text("SELECT held_by FROM leads WHERE id = :l"), {"l": lead["id"]})
+        ).scalar()
         attempts = (await s.execute(text("SELECT count(*) FROM contact_attempts"))).scalar()
     assert held_by == carol and attempts == 0
     await c.close()
@@ -106,7 +110,18 @@ async def test_disposing_of_someone_elses_lead_is_refused_and_changes_nothing(hu
         (json.dumps({"type": "state.set", "state": "paused", "reason": "nap", "id": 10}), "invalid_state"),
         (json.dumps({"type": "lead.dispose", "lead_id": "x", "outcome": "busy", "id": 11}), "invalid"),
         (json.dumps({"type": "lead.dispose", "lead_id": 1, "outcome": "maybe", "id": 12}), "invalid"),
-        (json.dumps({"type": "lead.dispose", "lead_id": 1, "outcome": "callback", "callback_at": "2001-01-01T00:00:00Z", "id": 13}), "invalid"),
+        (
+            json.dumps(
+                {
+                    "type": "lead.dispose",
+                    "lead_id": 1,
+                    "outcome": "callback",
+                    "callback_at": "2001-01-01T00:00:00Z",
+                    "id": 13,
+                }
+            ),
+            "invalid",
+        ),
         (json.dumps({"type": "call.hangup", "call_id": "nope", "id": 14}), "not_your_call"),
     ],
 )

@@ -12,7 +12,7 @@ from hub import lead_import
 from hub.access import SESSION_USER, public, requires
 from hub.agent_state import PAUSE_REASONS
 from hub.identity import Principal
-from hub.passwords import verify_password
+from hub.passwords import check_password
 from hub.permissions import Permission
 from storage import audit
 from storage import users as user_store
@@ -75,7 +75,7 @@ async def login_submit(request: Request) -> Response:
         )
     async with hub.db() as s:
         user = await user_store.by_username(s, username)
-        ok = verify_password(user.password_hash if user else None, str(form.get("password", "")))
+        ok = await check_password(user.password_hash if user else None, str(form.get("password", "")))
         ok = ok and user is not None and user.active
         await audit.record(
             s,
@@ -140,7 +140,18 @@ async def imports_page(request: Request) -> Response:
 async def imports_upload(request: Request) -> Response:
     hub = request.app.state.hub
     principal: Principal = request.state.principal
-    async with request.form(max_files=1, max_part_size=hub.settings.upload_max_bytes) as form:
+    # Refuse an oversized upload before reading it (browsers always send the length of a form).
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > hub.settings.upload_max_bytes + 64 * 1024:
+        limit_mb = hub.settings.upload_max_bytes // (1 << 20)
+        return render(
+            request,
+            "imports.html",
+            413,
+            result=None,
+            error=_("The file is too large: the limit is %(mb)s MB.") % {"mb": limit_mb},
+        )
+    async with request.form(max_files=1) as form:
         if not csrf_ok(request, form.get("csrf")):
             return render(
                 request,
