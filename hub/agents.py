@@ -115,6 +115,7 @@ class AgentDesk:
             history = await lead_store.lead_history(s, lead.id) if lead else []
             stock = await lead_store.remaining_stock(s, agent.id, self.hub.settings.stock_low_threshold)
         live.lead_id = lead.id if lead else None
+        await self.hub.presence.set_lead(agent.id, live.lead_id)
         presence = await self.hub.presence.get(agent.id)
         call = await self.hub.calls.call_payload(presence.call_id) if presence and presence.call_id else None
         return {
@@ -198,6 +199,7 @@ class AgentDesk:
         log.info("event=lead_disposed agent=%s lead=%s outcome=%s", agent.id, lead_id, outcome.value)
         live = self.live[agent.id]
         live.lead_id = None
+        await self.hub.presence.set_lead(agent.id, None)
         conn.push(ack(command.id))
         self.deliver(agent.id, {"type": "lead.disposed", "lead_id": lead_id, "outcome": outcome.value})
         warning = self._stock_warning(stock)
@@ -241,6 +243,7 @@ class AgentDesk:
                     due = await lead_store.next_due(s, agent_id)
             if lead is not None:
                 live.lead_id, live.none_reason = lead.id, None
+                await self.hub.presence.set_lead(agent_id, lead.id)
                 self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
                 return
             reason = self._none_reason(due)
@@ -262,6 +265,7 @@ class AgentDesk:
         live = self.live.get(agent_id)
         if live and live.lead_id == lead_id:
             live.lead_id = None
+            await self.hub.presence.set_lead(agent_id, None)
 
     async def on_control(self, agent_id: int, control: dict[str, Any]) -> None:
         """A command for this agent from another part of the system (possibly another process)."""

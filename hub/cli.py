@@ -100,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
         log_level="warning",
         lifespan="on",

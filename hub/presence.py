@@ -21,6 +21,7 @@ class Presence:
     since: float  # epoch seconds
     process: str  # hub process holding the socket, "" when disconnected
     call_id: str
+    lead_id: int | None
 
     def as_event(self) -> dict[str, object]:
         return {
@@ -56,6 +57,7 @@ class PresenceStore:
             since=float(data.get(b"since", b"0")),
             process=data.get(b"process", b"").decode(),
             call_id=data.get(b"call_id", b"").decode(),
+            lead_id=int(data[b"lead_id"]) if data.get(b"lead_id") else None,
         )
 
     async def set_state(self, agent_id: int, state: AgentState, reason: str) -> Presence:
@@ -75,6 +77,10 @@ class PresenceStore:
             pipe.hset(key, "process", process)
             pipe.expire(key, self._ttl)
             await pipe.execute()
+
+    async def set_lead(self, agent_id: int, lead_id: int | None) -> None:
+        """Record which lead the agent has on screen (Postgres ``held_by`` stays the truth)."""
+        await self._redis.hset(self._agent_key(agent_id), "lead_id", "" if lead_id is None else str(lead_id))
 
     async def disconnected(self, agent_id: int) -> None:
         # Keep the state until the TTL runs out, so a quick reconnect restores it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import websockets
@@ -16,6 +17,7 @@ class AgentClient:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
         self.raw: list[str] = []
+        self._mailbox: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
 
     @classmethod
@@ -39,19 +41,29 @@ class AgentClient:
         return frame
 
     async def expect(self, type_: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
-        """Read frames until one of this type (and these field values) arrives."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            frame = await self.recv(max(0.01, deadline - loop.time()))
-            if frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items()):
-                return frame
+        """The first frame of this type (and these field values), received now or earlier.
+
+        A selective receive: frames that do not match stay in the mailbox for later calls, so
+        events that race an ack (a call's first state, say) are never lost to the test.
+        """
+        return await self._take(
+            lambda f: f["type"] == type_ and all(f.get(k) == v for k, v in match.items()), timeout
+        )
 
     async def reply(self, command_id: int, timeout: float = 10) -> dict[str, Any]:
         """The ack or error answering a command."""
+        return await self._take(
+            lambda f: f["type"] in ("ack", "error") and f.get("id") == command_id, timeout
+        )
+
+    async def _take(self, wanted: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        for i, frame in enumerate(self._mailbox):
+            if wanted(frame):
+                return self._mailbox.pop(i)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             frame = await self.recv(max(0.01, deadline - loop.time()))
-            if frame["type"] in ("ack", "error") and frame.get("id") == command_id:
+            if wanted(frame):
                 return frame
+            self._mailbox.append(frame)

@@ -13,7 +13,7 @@ from tests.agent_client import AgentClient
 from tests.seed import add_leads, add_user, token
 
 
-async def test_snapshot_ready_lead_call_dispose_next(hub_server, db):
+async def test_snapshot_ready_lead_call_dispose_next(hub_server, db, redis, redis_prefix):
     agent_id = await add_user(db, "alice", extension="2001")
     await add_leads(db, 3, owner_id=agent_id)
     client = await AgentClient.connect(hub_server.ws_base, await token(hub_server.base, "alice"))
@@ -26,12 +26,23 @@ async def test_snapshot_ready_lead_call_dispose_next(hub_server, db):
     assert (await client.reply(ready))["type"] == "ack"
     lead = (await client.expect("lead.assigned"))["lead"]
     assert "****" in lead["phone_masked"] and lead["history"] == []
+    presence_key = f"{redis_prefix}agent:{agent_id}"
+    presence = await redis.hgetall(presence_key)
+    assert presence[b"state"] == b"ready" and presence[b"lead_id"] == str(lead["id"]).encode()
+    assert 0 < await redis.ttl(presence_key) <= 60
 
     dial = await client.send("call.dial", lead_id=lead["id"])
     call_id = (await client.reply(dial))["call_id"]
-    states = [(await client.expect("call.state", call_id=call_id))["state"] for _ in range(4)]
-    assert states == ["dialing", "ringing", "answered", "ended"]
-    ended = client.frames[-1]
+    answered = [await client.expect("call.state", call_id=call_id) for _ in range(3)]
+    dial_state = await redis.hgetall(f"{redis_prefix}call:{call_id}")
+    assert (
+        dial_state[b"agent_id"] == str(agent_id).encode()
+        and dial_state[b"lead_id"] == str(lead["id"]).encode()
+    )
+    assert (await redis.hget(presence_key, "call_id")).decode() == call_id
+    progress = [*answered, await client.expect("call.state", call_id=call_id)]
+    assert [f["state"] for f in progress] == ["dialing", "ringing", "answered", "ended"]
+    ended = progress[-1]
     assert 0.25 <= ended["duration_s"] <= 1.0
 
     dispose = await client.send(
@@ -40,6 +51,8 @@ async def test_snapshot_ready_lead_call_dispose_next(hub_server, db):
     assert (await client.reply(dispose))["type"] == "ack"
     nxt = (await client.expect("lead.assigned"))["lead"]
     assert nxt["id"] != lead["id"]
+    assert not await redis.exists(f"{redis_prefix}call:{call_id}"), "dial state is cleaned up on end"
+    assert await redis.hget(presence_key, "call_id") == b""
     seqs = [f["seq"] for f in client.frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
