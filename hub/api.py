@@ -15,6 +15,7 @@ from hub.passwords import check_password
 from hub.permissions import Permission
 from storage import audit
 from storage import users as user_store
+from storage.models import User
 
 log = logging.getLogger("lineup.api")
 
@@ -69,10 +70,10 @@ async def set_agent_state(request: Request) -> Response:
     """
     hub = request.app.state.hub
     principal: Principal = request.state.principal
-    try:
-        agent_id = int(request.path_params["agent_id"])
-    except ValueError:
-        return _bad_request("agent id must be a number", 404)
+    agent = await _agent_or_none(request)
+    if agent is None:
+        return JSONResponse({"error": "not_found", "message": "no such agent"}, 404)
+    agent_id = agent.id
     body = await _json_body(request)
     if body is None or body.get("state") not in (AgentState.READY, AgentState.PAUSED):
         return _bad_request('send JSON {"state": "paused" | "ready", "reason": "..."}')
@@ -95,3 +96,30 @@ async def set_agent_state(request: Request) -> Response:
     return JSONResponse(
         {"agent_id": agent_id, "state": state.value, "reason": reason, "connected": delivered}
     )
+
+
+@requires(Permission.CONTROL_AGENTS)
+async def log_agent_out(request: Request) -> Response:
+    """``POST /api/agents/{id}/logout`` — close the agent's sockets on every process; state → offline."""
+    hub = request.app.state.hub
+    principal: Principal = request.state.principal
+    agent = await _agent_or_none(request)
+    if agent is None:
+        return JSONResponse({"error": "not_found", "message": "no such agent"}, 404)
+    async with hub.db() as s:
+        await audit.record(s, actor_id=principal.id, action="agent_logged_out", target=f"user:{agent.id}")
+        await s.commit()
+    await hub.presence.set_state(agent.id, AgentState.OFFLINE, "supervisor")
+    delivered = await hub.control_agent(agent.id, {"op": "logout"})
+    return JSONResponse({"agent_id": agent.id, "state": "offline", "connected": delivered})
+
+
+async def _agent_or_none(request: Request) -> User | None:
+    """The sales/TMK user named by the path's ``agent_id``, if there is one."""
+    try:
+        agent_id = int(request.path_params["agent_id"])
+    except ValueError:
+        return None
+    async with request.app.state.hub.db() as s:
+        agent = await user_store.by_id(s, agent_id)
+    return agent if agent is not None and agent.role in ("sales", "tmk") else None

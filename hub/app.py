@@ -35,6 +35,7 @@ def routes() -> list[BaseRoute]:
         Route("/health", api.health, methods=["GET"]),
         Route("/api/auth/token", api.issue_token, methods=["POST"]),
         Route("/api/agents/{agent_id}/state", api.set_agent_state, methods=["POST"]),
+        Route("/api/agents/{agent_id}/logout", api.log_agent_out, methods=["POST"]),
         WebSocketRoute("/ws/agent", ws.agent_socket),
         WebSocketRoute("/ws/agent/html", ws.agent_socket_html),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

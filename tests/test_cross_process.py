@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+import websockets
 
 from tests.agent_client import AgentClient
 from tests.seed import add_leads, add_user, token
@@ -40,7 +42,17 @@ async def test_supervisor_pause_through_process_b_reaches_agent_on_process_a(sta
         )
     assert response.status_code == 200
     await agent.expect("agent.state", state="ready")
-    await agent.close()
+
+    # A logout ordered on B closes the agent's socket on A with 4409.
+    async with httpx.AsyncClient(base_url=b.base, timeout=10) as http:
+        response = await http.post(
+            f"/api/agents/{agent_id}/logout", headers={"Authorization": f"Bearer {sup}"}
+        )
+    assert response.status_code == 200 and response.json()["connected"] is True
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await agent.recv()
+    assert closed.value.rcvd.code == 4409
 
 
 async def test_agent_reconnecting_to_the_other_process_keeps_state_lead_and_call_events(start_hub, db):
