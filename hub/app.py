@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 session_cookie="lineup_session",
                 max_age=settings.session_max_age_s,
                 same_site="lax",
-                https_only=False,
+                https_only=settings.cookie_secure,
             )
         ],
         lifespan=lifespan,

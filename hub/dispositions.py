@@ -34,11 +34,11 @@ def disposition_effect(
     """The lead's new status and when it may be dialled again."""
     if outcome is Outcome.CALLBACK:
         if callback_at is None:
-            raise DispositionError("a callback needs callback_at")
+            raise DispositionError("choose when to call back (callback_at)")
         if callback_at <= now:
-            raise DispositionError("callback_at is in the past")
+            raise DispositionError("the callback time is in the past")
         if callback_at > now + MAX_CALLBACK_AHEAD:
-            raise DispositionError("callback_at is more than a year ahead")
+            raise DispositionError("the callback time is more than a year ahead")
         return DispositionEffect(LeadStatus.CALLBACK, callback_at, callback_at)
     if outcome in FINAL_OUTCOMES:
         return DispositionEffect(LeadStatus.CLOSED, now, None)

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     demo: bool = False
     default_region: str = "CN"
 
+    cookie_secure: bool = False  # set true behind TLS: the session cookie then travels over HTTPS only
     session_max_age_s: int = 12 * 3600
     token_ttl_s: int = 12 * 3600
 

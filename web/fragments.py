@@ -1,7 +1,8 @@
 """Server events → htmx out-of-band HTML fragments for the agent workbench.
 
 The htmx ``ws`` extension swaps every top-level element of a frame into the element with the
-same id, so each event renders the parts of the page it changes.
+same id (``outerHTML``, or what its ``hx-swap-oob`` says), so each event renders the parts of the
+page it changes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from hub.agent_state import PAUSE_REASONS
 from storage.models import Outcome
-from web.i18n import _
 from web.templating import env
 
 OUTCOMES = [o.value for o in Outcome]
@@ -35,38 +35,46 @@ def human_duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-def _call(data: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {**data, "duration_human": human_duration(data.get("duration_s"))} if data else None
+def _call(data: dict[str, Any] | None, *, live: bool = False) -> dict[str, Any] | None:
+    # ``live``: the page saw this state change as it happened, so a talk-time stopwatch may start now.
+    if not data:
+        return None
+    return {**data, "duration_human": human_duration(data.get("duration_s")), "live": live}
+
+
+def _lead_parts(lead: dict[str, Any] | None, call: dict[str, Any] | None = None, **card: Any) -> str:
+    """The lead card, the call panel and the outcome form: the parts that change with the lead."""
+    return (
+        _fragment("lead_card", lead=lead, **card)
+        + _fragment("call_panel", lead=lead, call=call)
+        + _fragment("outcome", lead=lead)
+    )
 
 
 def render_event(event: dict[str, Any]) -> str:
     """The HTML fragments for one server event ("" for events the page does not show)."""
     kind = event["type"]
     if kind == "snapshot":
-        connected = f'<div id="connection" class="connection ok">{_("Connected")}</div>'
-        return "".join(
-            [
-                connected,
-                _fragment("agent_state", agent=_agent(event["agent"])),
-                _fragment("warnings", warnings=event["warnings"]),
-                _fragment("lead_card", lead=event["lead"]),
-                _fragment("call_panel", call=_call(event["call"])),
-            ]
+        return (
+            _fragment("connection", connection="ok")
+            + _fragment("agent_state", agent=_agent(event["agent"]))
+            + _fragment("warnings", warnings=event["warnings"])
+            + _lead_parts(event["lead"], _call(event["call"]))
         )
     if kind == "agent.state":
         return _fragment("agent_state", agent=_agent(event))
     if kind == "lead.assigned":
-        return _fragment("lead_card", lead=event["lead"]) + _fragment("call_panel", call=None)
+        return _lead_parts(event["lead"])
     if kind == "lead.none":
-        return _fragment("lead_card", lead=None, none_reason=event["reason"])
+        return _lead_parts(None, none_reason=event["reason"], next_due_at=event.get("next_due_at"))
     if kind == "lead.disposed":
-        return _fragment("lead_card", lead=None, disposed=True) + _fragment("call_panel", call=None)
+        return _lead_parts(None, disposed=True)
     if kind == "call.state":
-        return _fragment("call_panel", call=_call(event))
+        return _fragment("call_panel", lead=None, call=_call(event, live=True))
     if kind == "quota.warning":
         return _fragment("warnings", warnings=[event])
     if kind == "error":
         return _fragment("toast", code=event["code"], message=event["message"])
     if kind == "ack":
-        return '<div id="toast" aria-live="assertive"></div>'
+        return _fragment("toast", code="", message="")
     return ""

@@ -1,0 +1,146 @@
+"""The agent workbench in a real browser (Debian's Chromium): sign in, ready, call, outcome, next lead."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy import text
+
+from tests.seed import PASSWORD, add_leads, add_user
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        missing = f"Chromium is missing at {CHROMIUM} (Debian package 'chromium')"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    # Script errors and broken assets fail the test; a page answering 401 to a bad login does not.
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document"
+            else None
+        ),
+    )
+    yield page
+    await context.close()
+    assert errors == [], f"the page logged errors: {errors}"
+
+
+async def sign_in(page: Page, base: str, username: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+def masked(e164: str) -> str:
+    national = e164.removeprefix("+86")
+    return f"{national[:3]}****{national[-4:]}"
+
+
+async def test_agent_calls_a_lead_records_the_outcome_gets_the_next_and_pauses(start_hub, db, page):
+    # Customers talk until the agent hangs up, so every call state stays on screen long enough to see.
+    hub = start_hub(LINEUP_SIM_TALK_S="[60, 61]")
+    agent_id = await add_user(db, "alice", extension="2001")
+    phones = await add_leads(db, 3, owner_id=agent_id)
+    names = {f"Lead {i}": masked(p) for i, p in enumerate(phones)}
+
+    await sign_in(page, hub.base, "alice")
+    await expect(page).to_have_url(f"{hub.base}/agent")
+    state = page.get_by_test_id("agent-state")
+    await expect(state).to_contain_text("Paused")
+
+    await page.get_by_role("button", name="Ready").click()
+    await expect(state).to_contain_text("Ready")
+    lead_name, lead_phone = page.get_by_test_id("lead-name"), page.get_by_test_id("lead-phone")
+    await expect(lead_name).to_have_text(re.compile("|".join(names)))
+    first = await lead_name.text_content()
+    assert first is not None
+    await expect(lead_phone).to_have_text(names[first])
+    html = await page.content()
+    for phone in phones:
+        assert phone not in html and phone.removeprefix("+86") not in html
+
+    # Keyboard only from here: focus follows the work (Call, then Hang up, then Call again).
+    call_button = page.get_by_role("button", name="Call")
+    await expect(call_button).to_be_focused()
+    await page.keyboard.press("Enter")
+    call_state = page.get_by_test_id("call-state")
+    await expect(call_state).to_have_text("Talking")
+    await expect(page.get_by_role("button", name="Hang up")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(call_state).to_have_text("Ended")
+    await expect(page.get_by_test_id("call-duration")).to_have_text(
+        re.compile(r"Talk time \d+:\d\d · You hung up")
+    )
+    await expect(page.get_by_role("button", name="Call again")).to_be_focused()
+
+    await page.get_by_label("Interested", exact=True).check()
+    await page.get_by_label("Note").fill("wants a trial")
+    await page.get_by_role("button", name="Save and next").click()
+    others = [name for name in names if name != first]
+    await expect(lead_name).to_have_text(re.compile("|".join(others)))
+    second = await lead_name.text_content()
+    assert second is not None
+    await expect(lead_phone).to_have_text(names[second])
+    await expect(call_state).to_have_text("Not called yet")
+    await expect(call_button).to_be_focused()
+    await expect(page.get_by_role("alert")).to_have_count(0)
+    async with db() as s:
+        saved = (await s.execute(text("SELECT outcome, note, call_id FROM contact_attempts"))).all()
+    assert [(outcome, note) for outcome, note, _ in saved] == [("interested", "wants a trial")]
+
+    await page.get_by_label("Pause reason").select_option("lunch")
+    await page.get_by_role("button", name="Pause").click()
+    await expect(state).to_contain_text("Paused")
+    await expect(state).to_contain_text("Lunch")
+    await expect(page.get_by_role("button", name="Ready")).to_be_focused()
+
+
+async def test_wrong_password_shows_an_error_and_keeps_the_user_on_the_login_page(hub_server, db, page):
+    await add_user(db, "bob")
+    await sign_in(page, hub_server.base, "bob", "not the password")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    await expect(page).to_have_url(f"{hub_server.base}/login")
+    await expect(page.get_by_label("Username")).to_have_value("bob")
