@@ -11,7 +11,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from hub.identity import Principal, TokenError
+from hub.passwords import check_password
 from hub.permissions import Permission, allows
+from storage import audit
 from storage import users as user_store
 
 log = logging.getLogger("lineup.access")
@@ -47,6 +49,24 @@ async def resolve_principal(conn: HTTPConnection) -> tuple[Principal | None, str
     if user is None or not user.active:
         return None, "account disabled"
     return Principal.of(user), ""
+
+
+async def sign_in(conn: HTTPConnection, username: str, password: str, *, via: str) -> Principal | None:
+    """Check a username and password (audited either way); the active user, or None."""
+    hub = conn.app.state.hub
+    async with hub.db() as s:
+        user = await user_store.by_username(s, username)
+        ok = await check_password(user.password_hash if user else None, password)
+        ok = ok and user is not None and user.active
+        await audit.record(
+            s,
+            actor_id=user.id if user else None,
+            action=via if ok else "login_failed",
+            target=username[:200],
+            ip=conn.client.host if conn.client else "",
+        )
+        await s.commit()
+    return Principal.of(user) if ok and user is not None else None
 
 
 def _is_api(request: Request) -> bool:

@@ -8,10 +8,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hub.access import public, requires
+from hub.access import public, requires, sign_in
 from hub.agent_state import AgentState
 from hub.identity import Principal
-from hub.passwords import check_password
 from hub.permissions import Permission
 from storage import audit
 from storage import users as user_store
@@ -45,21 +44,10 @@ async def issue_token(request: Request) -> Response:
     if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
         return _bad_request('send JSON {"username": "...", "password": "..."}')
     username = str(body["username"])
-    async with hub.db() as s:
-        user = await user_store.by_username(s, username)
-        ok = await check_password(user.password_hash if user else None, str(body["password"]))
-        ok = ok and user is not None and user.active
-        await audit.record(
-            s,
-            actor_id=user.id if user else None,
-            action="token" if ok else "login_failed",
-            target=username[:200],
-            ip=request.client.host if request.client else "",
-        )
-        await s.commit()
-    if not ok or user is None:
+    principal = await sign_in(request, username, str(body["password"]), via="token")
+    if principal is None:
         return JSONResponse({"error": "unauthorized", "message": "wrong username or password"}, 401)
-    return JSONResponse({"token": hub.tokens.issue(user.id), "expires_in": hub.settings.token_ttl_s})
+    return JSONResponse({"token": hub.tokens.issue(principal.id), "expires_in": hub.settings.token_ttl_s})
 
 
 @requires(Permission.CONTROL_AGENTS)

@@ -9,13 +9,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hub import lead_import
-from hub.access import SESSION_USER, public, requires
+from hub.access import SESSION_USER, public, requires, sign_in
 from hub.agent_state import PAUSE_REASONS
 from hub.identity import Principal
-from hub.passwords import check_password
 from hub.permissions import Permission
-from storage import audit
-from storage import users as user_store
 from web.csrf import csrf_ok, csrf_token
 from web.fragments import OUTCOMES
 from web.i18n import _
@@ -73,19 +70,8 @@ async def login_submit(request: Request) -> Response:
             demo=hub.settings.demo,
             error=_("Your sign-in form expired. Please try again."),
         )
-    async with hub.db() as s:
-        user = await user_store.by_username(s, username)
-        ok = await check_password(user.password_hash if user else None, str(form.get("password", "")))
-        ok = ok and user is not None and user.active
-        await audit.record(
-            s,
-            actor_id=user.id if user else None,
-            action="login" if ok else "login_failed",
-            target=username[:200],
-            ip=request.client.host if request.client else "",
-        )
-        await s.commit()
-    if not ok or user is None:
+    principal = await sign_in(request, username, str(form.get("password", "")), via="login")
+    if principal is None:
         return render(
             request,
             "login.html",
@@ -96,7 +82,7 @@ async def login_submit(request: Request) -> Response:
             error=_("Wrong username or password."),
         )
     request.session.clear()
-    request.session[SESSION_USER] = user.id
+    request.session[SESSION_USER] = principal.id
     return RedirectResponse(next_path, status_code=303)
 
 
