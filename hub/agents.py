@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,7 @@ class AgentDesk:
             active = await self.hub.calls.call_payload(presence.call_id)
             if active and active["lead_id"] == lead_id:
                 raise ProtocolError("call_active", "hang up before disposing of the lead", command.id)
+        call_id = presence.call_for_lead(lead_id) if presence else None
         async with self.hub.db() as s:
             try:
                 await lead_store.record_disposition(
@@ -189,7 +191,8 @@ class AgentDesk:
                     outcome=outcome.value,
                     note=note,
                     effect=effect,
-                    call_id=None,
+                    call_id=uuid.UUID(call_id) if call_id else None,
+                    find_call=presence is None,
                 )
             except NotYourLead:
                 raise ProtocolError(
@@ -205,7 +208,7 @@ class AgentDesk:
         warning = self._stock_warning(stock)
         if warning:
             self.deliver(agent.id, warning)
-        await self.offer_next_lead(agent.id)
+        await self.offer_next_lead(agent.id, holds_none=True)
 
     async def _cmd_call_dial(self, conn: AgentConnection, command: Command) -> None:
         call_id = await self.hub.calls.dial(conn.agent, command.int_field("lead_id"), command.id)
@@ -226,8 +229,11 @@ class AgentDesk:
                 live.none_reason = None
         self.deliver(agent_id, presence.as_event())
 
-    async def offer_next_lead(self, agent_id: int) -> None:
-        """If the agent is ready and has no lead on screen, claim one and push it (or say why not)."""
+    async def offer_next_lead(self, agent_id: int, *, holds_none: bool = False) -> None:
+        """If the agent is ready and has no lead on screen, claim one and push it (or say why not).
+
+        ``holds_none``: the agent has just released its lead, so there is no held lead to look up.
+        """
         live = self.live.get(agent_id)
         if live is None or live.state is not AgentState.READY or live.lead_id is not None:
             return
@@ -236,9 +242,11 @@ class AgentDesk:
                 return
             settings = self.hub.settings
             async with self.hub.db() as s:
-                lead = await lead_store.claim_next_lead(s, agent_id, settings.lead_lease_s)
+                lead = await lead_store.claim_next_lead(
+                    s, agent_id, settings.lead_lease_s, holds_none=holds_none
+                )
                 if lead is not None:
-                    history = await lead_store.lead_history(s, lead.id)
+                    history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
                 else:
                     due = await lead_store.next_due(s, agent_id)
             if lead is not None:

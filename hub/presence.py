@@ -22,6 +22,12 @@ class Presence:
     process: str  # hub process holding the socket, "" when disconnected
     call_id: str
     lead_id: int | None
+    last_call: str  # "lead_id:call_id" of the agent's latest call, to link the disposition
+
+    def call_for_lead(self, lead_id: int) -> str | None:
+        """The agent's latest call if it was to this lead."""
+        lead, _, call = self.last_call.partition(":")
+        return call if call and lead == str(lead_id) else None
 
     def as_event(self) -> dict[str, object]:
         return {
@@ -47,7 +53,10 @@ class PresenceStore:
         return f"{self._prefix}call:{call_id}"
 
     async def get(self, agent_id: int) -> Presence | None:
-        data = await self._redis.hgetall(self._agent_key(agent_id))
+        return self._parse(agent_id, await self._redis.hgetall(self._agent_key(agent_id)))
+
+    @staticmethod
+    def _parse(agent_id: int, data: dict[bytes, bytes]) -> Presence | None:
         if not data:
             return None
         return Presence(
@@ -58,16 +67,18 @@ class PresenceStore:
             process=data.get(b"process", b"").decode(),
             call_id=data.get(b"call_id", b"").decode(),
             lead_id=int(data[b"lead_id"]) if data.get(b"lead_id") else None,
+            last_call=data.get(b"last_call", b"").decode(),
         )
 
     async def set_state(self, agent_id: int, state: AgentState, reason: str) -> Presence:
-        now = time.time()
+        """Set the agent's state; one round trip that also returns the whole presence."""
         key = self._agent_key(agent_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"state": state.value, "reason": reason, "since": now})
+            pipe.hset(key, mapping={"state": state.value, "reason": reason, "since": time.time()})
             pipe.expire(key, self._ttl)
-            await pipe.execute()
-        presence = await self.get(agent_id)
+            pipe.hgetall(key)
+            *_, data = await pipe.execute()
+        presence = self._parse(agent_id, data)
         assert presence is not None
         return presence
 
@@ -100,7 +111,10 @@ class PresenceStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._call_key(call_id), mapping=fields)
             pipe.expire(self._call_key(call_id), 4 * 3600)
-            pipe.hset(self._agent_key(agent_id), "call_id", call_id)
+            link = {"call_id": call_id}
+            if "lead_id" in fields:
+                link["last_call"] = f"{fields['lead_id']}:{call_id}"
+            pipe.hset(self._agent_key(agent_id), mapping=link)
             await pipe.execute()
 
     async def get_call(self, call_id: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.agents import AgentDesk
@@ -48,7 +48,12 @@ class Hub:
         self.process_id = settings.process_id or f"hub-{secrets.token_hex(4)}"
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.db: async_sessionmaker[AsyncSession] = session_factory(self.engine)
-        self.redis: Redis = Redis.from_url(settings.redis_url)
+        # A blocking pool waits for a free connection instead of failing when many agents act at once.
+        self.redis: Redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=200, timeout=10
+            )
+        )
         self.presence = PresenceStore(self.redis, settings.redis_prefix, settings.presence_ttl_s)
         self.bus = Bus(self.redis, settings.redis_prefix)
         self.gateway: Gateway = build_gateway(settings)

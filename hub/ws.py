@@ -55,8 +55,10 @@ async def _serve(websocket: WebSocket, render: Renderer) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        await hub.agents.disconnect(conn)
-        await conn.finish()
+        try:
+            await hub.agents.disconnect(conn)
+        finally:
+            await conn.finish()
         log.info("event=agent_disconnected agent=%s code=%s", principal.id, conn.close_code)
 
 

@@ -64,51 +64,45 @@ async def held_lead(session: AsyncSession, agent_id: int) -> HeldLead | None:
     return _row(row) if row else None
 
 
-# Owned leads first, then the shared pool: two index-friendly probes instead of one OR.
-# SKIP LOCKED lets concurrent claimers pass each other; the unique partial index
-# leads_one_per_agent makes a second held lead for one agent impossible.
-_CLAIM = """
-WITH next AS (
-    SELECT id FROM leads
-    WHERE {owner} AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'
-      AND next_attempt_at <= now()
-    ORDER BY next_attempt_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+# Owned leads first, then the shared pool, in one statement: each probe reads the head of its own
+# partial index (leads_claimable / leads_pool_claimable), and the pool probe is gated off when an
+# owned lead was found, so it neither scans nor locks. SKIP LOCKED lets concurrent claimers pass
+# each other; the unique partial index leads_one_per_agent makes a second held lead impossible.
+_DISPENSABLE = "held_by IS NULL AND deleted_at IS NULL AND status <> 'closed' AND next_attempt_at <= now()"
+_CLAIM = text(f"""
+WITH own AS (
+    SELECT id FROM leads WHERE owner_id = :agent AND {_DISPENSABLE}
+    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+), pool AS (
+    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND NOT EXISTS (SELECT 1 FROM own)
+    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 UPDATE leads SET held_by = :agent, lease_expires_at = now() + make_interval(secs => :lease)
-FROM next WHERE leads.id = next.id
-RETURNING {columns}
-"""
-_CLAIM_OWNED = text(
-    _CLAIM.format(owner="owner_id = :agent", columns=_LEAD_COLUMNS.replace("id,", "leads.id,", 1))
-)
-_CLAIM_POOL = text(
-    _CLAIM.format(owner="owner_id IS NULL", columns=_LEAD_COLUMNS.replace("id,", "leads.id,", 1))
-)
+WHERE leads.id IN (SELECT id FROM own UNION ALL SELECT id FROM pool)
+RETURNING {_LEAD_COLUMNS}
+""")
 
 
-async def claim_next_lead(session: AsyncSession, agent_id: int, lease_s: float) -> HeldLead | None:
+async def claim_next_lead(
+    session: AsyncSession, agent_id: int, lease_s: float, *, holds_none: bool = False
+) -> HeldLead | None:
     """Atomically give the agent one lead: the one already held, else their own, else the pool's.
 
-    Commits. Returns None when nothing is dispensable now.
+    ``holds_none`` skips the look-up of a held lead when the caller just released it. Commits.
+    Returns None when nothing is dispensable now.
     """
-    current = await held_lead(session, agent_id)
-    if current is not None:
-        return current
-    params = {"agent": agent_id, "lease": lease_s}
+    if not holds_none:
+        current = await held_lead(session, agent_id)
+        if current is not None:
+            return current
     try:
-        for query in (_CLAIM_OWNED, _CLAIM_POOL):
-            row = (await session.execute(query, params)).first()
-            if row is not None:
-                await session.commit()
-                return _row(row)
+        row = (await session.execute(_CLAIM, {"agent": agent_id, "lease": lease_s})).first()
     except IntegrityError:
         # The same agent claimed concurrently (two sockets): keep the lead it already got.
         await session.rollback()
         return await held_lead(session, agent_id)
-    await session.rollback()
-    return None
+    await session.commit()
+    return _row(row) if row is not None else None
 
 
 async def next_due(session: AsyncSession, agent_id: int) -> datetime | None:
@@ -125,13 +119,19 @@ async def next_due(session: AsyncSession, agent_id: int) -> datetime | None:
 
 
 async def remaining_stock(session: AsyncSession, agent_id: int, cap: int) -> int:
-    """How many unfinished leads the agent can still work, counted up to ``cap`` only (cheap)."""
+    """How many unfinished leads the agent can still work, counted up to ``cap`` only (cheap).
+
+    Two bounded probes (own leads, then the pool) so each reads one index range.
+    """
     return (
         await session.execute(
             text(
-                "SELECT count(*) FROM (SELECT 1 FROM leads"
-                " WHERE (owner_id = :agent OR owner_id IS NULL) AND (held_by IS NULL OR held_by = :agent)"
-                " AND deleted_at IS NULL AND status <> 'closed' LIMIT :cap) s"
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id = :agent"
+                "  AND (held_by IS NULL OR held_by = :agent) AND deleted_at IS NULL AND status <> 'closed'"
+                "  LIMIT :cap) own)"
+                " + (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id IS NULL"
+                "  AND (held_by IS NULL OR held_by = :agent) AND deleted_at IS NULL AND status <> 'closed'"
+                "  LIMIT :cap) pool)"
             ),
             {"agent": agent_id, "cap": cap},
         )
@@ -160,9 +160,11 @@ async def record_disposition(
     note: str,
     effect: DispositionEffect,
     call_id: uuid.UUID | None,
+    find_call: bool = False,
 ) -> None:
     """Release the agent's lead with its new status and record the contact, in one transaction.
 
+    ``find_call`` looks up the agent's latest call to the lead when the caller does not know it.
     Raises NotYourLead (and changes nothing) unless the agent holds the lead.
     """
     updated = (
@@ -185,7 +187,7 @@ async def record_disposition(
     if updated is None:
         await session.rollback()
         raise NotYourLead(lead_id)
-    if call_id is None:
+    if call_id is None and find_call:
         call_id = (
             await session.execute(
                 text(

@@ -95,7 +95,57 @@ class Customer(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class Campaign(Base):
+    """A pool of leads with its kind (sales or TMK), its agents or teams, and contact settings."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (CheckConstraint("kind IN ('sales','tmk')", name="campaigns_kind_check"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+
+
+class CampaignAgent(Base):
+    __tablename__ = "campaign_agents"
+    __table_args__ = (Index("campaign_agents_user", "user_id"),)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class CampaignTeam(Base):
+    __tablename__ = "campaign_teams"
+    __table_args__ = (Index("campaign_teams_team", "team_id"),)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+
+
+class DncNumber(Base):
+    """A number never to be dialled: system-wide (campaign NULL) or for one campaign."""
+
+    __tablename__ = "dnc_numbers"
+    __table_args__ = (
+        Index(
+            "dnc_numbers_phone_campaign",
+            "phone_e164",
+            "campaign_id",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(64), server_default="")
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _now()
+
+
 class ImportBatch(Base):
+    """One import job: its progress while it runs and its counts when done."""
+
     __tablename__ = "import_batches"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
@@ -106,6 +156,26 @@ class ImportBatch(Base):
     invalid: Mapped[int] = mapped_column(Integer, server_default="0")
     duplicate: Mapped[int] = mapped_column(Integer, server_default="0")
     inserted: Mapped[int] = mapped_column(Integer, server_default="0")
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    dnc: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_read: Mapped[int] = mapped_column(Integer, server_default="0")
+    bytes_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes_read: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    error: Mapped[str] = mapped_column(Text, server_default="")
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportReject(Base):
+    """A row an import refused, with the reason, for the uploader's download."""
+
+    __tablename__ = "import_rejects"
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("import_batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    cells: Mapped[list[str]] = mapped_column(JSONB)
 
 
 class Lead(Base):
@@ -122,8 +192,25 @@ class Lead(Base):
             "id",
             postgresql_where=text("held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"),
         ),
+        Index(
+            "leads_pool_claimable",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(
+                "owner_id IS NULL AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"
+            ),
+        ),
         Index("leads_phone", "phone_e164"),
         Index("leads_lease", "lease_expires_at", postgresql_where=text("held_by IS NOT NULL")),
+        Index(
+            "leads_source_event",
+            "source_event_id",
+            unique=True,
+            postgresql_where=text("source_event_id IS NOT NULL"),
+        ),
+        Index("leads_batch", "batch_id"),
+        Index("leads_created", "created_at"),
+        Index("leads_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -142,6 +229,10 @@ class Lead(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    source: Mapped[str] = mapped_column(String(32), server_default="import")
+    source_event_id: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class Call(Base):

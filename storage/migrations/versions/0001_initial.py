@@ -6,6 +6,8 @@ Revises:
 
 from alembic import op
 
+from storage.ddl import run_script
+
 revision = "0001"
 down_revision = None
 
@@ -137,16 +139,9 @@ DROP TABLE teams;
 """
 
 
-def _run(script: str) -> None:
-    # asyncpg prepares each statement, so a script goes one statement at a time.
-    for statement in script.split(";\n"):
-        if statement.strip():
-            op.execute(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(op, UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(op, DOWNGRADE)
