@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from hub import api, ws
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
-from web import pages
+from web import allocation_pages, dnc_pages, pages, recycle_pages
 
 log = logging.getLogger("lineup.app")
 STATIC_DIR = Path(pages.__file__).with_name("static")
@@ -36,6 +36,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/auth/token", api.issue_token, methods=["POST"]),
         Route("/api/agents/{agent_id}/state", api.set_agent_state, methods=["POST"]),
         Route("/api/agents/{agent_id}/logout", api.log_agent_out, methods=["POST"]),
+        *allocation_pages.ROUTES,
+        *dnc_pages.ROUTES,
+        *recycle_pages.ROUTES,
         WebSocketRoute("/ws/agent", ws.agent_socket),
         WebSocketRoute("/ws/agent/html", ws.agent_socket_html),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

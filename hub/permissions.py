@@ -10,6 +10,8 @@ from storage.models import Role
 class Permission(enum.StrEnum):
     WORK_LEADS = "work_leads"  # take leads, dial, dispose (agents)
     IMPORT_LEADS = "import_leads"
+    MANAGE_LEADS = "manage_leads"  # allocate, campaigns, do-not-call lists, recycle bin
+    PURGE_LEADS = "purge_leads"  # delete everything, purge the recycle bin (admin only)
     CONTROL_AGENTS = "control_agents"  # force pause / logout, see presence
     MANAGE_USERS = "manage_users"
     REVIEW_CALLS = "review_calls"
@@ -17,7 +19,9 @@ class Permission(enum.StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission) - {Permission.WORK_LEADS},
-    Role.SUPERVISOR: frozenset({Permission.IMPORT_LEADS, Permission.CONTROL_AGENTS, Permission.REVIEW_CALLS}),
+    Role.SUPERVISOR: frozenset(
+        {Permission.IMPORT_LEADS, Permission.MANAGE_LEADS, Permission.CONTROL_AGENTS, Permission.REVIEW_CALLS}
+    ),
     Role.SALES: frozenset({Permission.WORK_LEADS}),
     Role.TMK: frozenset({Permission.WORK_LEADS}),
     Role.QA: frozenset({Permission.REVIEW_CALLS}),

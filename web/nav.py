@@ -29,6 +29,16 @@ def _links() -> list[Link]:
         Link(
             "/imports", _("Import leads"), _("Upload a CSV or Excel file of leads."), Permission.IMPORT_LEADS
         ),
+        Link(
+            "/allocation",
+            _("Allocate"),
+            _("Share unowned leads among agents, evenly or by tier ratio."),
+            Permission.MANAGE_LEADS,
+        ),
+        Link("/dnc", _("Do not call"), _("Numbers that must never be dialled."), Permission.MANAGE_LEADS),
+        Link(
+            "/recycle-bin", _("Recycle bin"), _("Deleted leads: restore or purge."), Permission.MANAGE_LEADS
+        ),
     ]
 
 
