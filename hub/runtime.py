@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,6 +21,9 @@ from storage import leads as lead_store
 from storage.db import create_engine, session_factory
 from telephony import Gateway
 from telephony.simulator import SimulatorGateway, SimulatorProfile
+
+if TYPE_CHECKING:
+    from hub.registrations import RegistrationIntake
 
 log = logging.getLogger("lineup.hub")
 
@@ -62,6 +65,7 @@ class Hub:
         self.calls = CallDesk(self)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self.registrations: RegistrationIntake | None = None
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -72,12 +76,19 @@ class Hub:
         self._every(s.heartbeat_s, self._heartbeat, "heartbeat")
         self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
         self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
+        if s.kafka_bootstrap:
+            from hub.registrations import RegistrationIntake
+
+            self.registrations = RegistrationIntake(self)
+            await self.registrations.start()
         log.info("event=hub_started process=%s gateway=%s", self.process_id, s.gateway)
 
     async def close(self) -> None:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        if self.registrations is not None:
+            await self.registrations.close()
         await self.calls.close()
         await self.gateway.close()
         await self.bus.close()

@@ -33,6 +33,7 @@ from hub.intake import (
     normalise_phone,
     read_rows,
 )
+from hub.intake.phones import _to_e164
 
 CN_HEADER = ["序号", "楼盘", "姓名", "电话"]
 CN_HEADER_AREA = [*CN_HEADER, "区域"]
@@ -643,3 +644,21 @@ def test_region_applies_to_national_numbers() -> None:
     (lead,) = clean_rows([["(415) 555-2671"]], columns, region="US")
     assert isinstance(lead, CandidateLead)
     assert lead.phone_e164 == "+14155552671"
+
+
+# -- the fast path for Chinese mobiles agrees with phonenumbers --------------------------------
+
+
+def test_cn_mobile_fast_path_agrees_with_phonenumbers_on_every_prefix():
+    rng = random.Random(7)
+    for prefix in range(10000, 20000):
+        for _ in range(3):
+            national = f"{prefix}{rng.randrange(10**6):06d}"
+            for typed in (national, f"+86 {national[:3]} {national[3:7]} {national[7:]}", f"0086{national}"):
+                assert normalise_phone(typed, "CN") == _to_e164(national, "CN"), typed
+
+
+@given(st.from_regex(r"1[0-9]{10}", fullmatch=True), st.sampled_from(["CN", "US", "GB"]))
+def test_fast_path_respects_the_default_region(national, region):
+    assert normalise_phone(national, region) == _to_e164(national, region)
+    assert normalise_phone("+86" + national, region) == _to_e164("+86" + national, region)
