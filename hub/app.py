@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from hub import api, ws
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
-from web import allocation_pages, dnc_pages, pages, recycle_pages
+from web import allocation_pages, dnc_pages, import_pages, pages, recycle_pages
 
 log = logging.getLogger("lineup.app")
 STATIC_DIR = Path(pages.__file__).with_name("static")
@@ -30,12 +30,11 @@ def routes() -> list[BaseRoute]:
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/", pages.home, methods=["GET"]),
         Route("/agent", pages.agent_workbench, methods=["GET"]),
-        Route("/imports", pages.imports_page, methods=["GET"]),
-        Route("/imports", pages.imports_upload, methods=["POST"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/api/auth/token", api.issue_token, methods=["POST"]),
         Route("/api/agents/{agent_id}/state", api.set_agent_state, methods=["POST"]),
         Route("/api/agents/{agent_id}/logout", api.log_agent_out, methods=["POST"]),
+        *import_pages.ROUTES,
         *allocation_pages.ROUTES,
         *dnc_pages.ROUTES,
         *recycle_pages.ROUTES,

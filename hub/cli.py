@@ -164,12 +164,12 @@ def _import(args: argparse.Namespace) -> int:
 
     settings = resolve_services(Settings())
     try:
-        result = asyncio.run(lead_import.import_path(settings, Path(args.file), keep_source=True))
+        result = asyncio.run(lead_import.import_path(settings, Path(args.file)))
     except lead_import.ImportRefused as exc:
         _out(json.dumps({"error": exc.code, "message": exc.message}, ensure_ascii=False))
         return 1
     _out(json.dumps(result.as_dict(), ensure_ascii=False))
-    return 0
+    return 0 if result.status == "done" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,141 +1,49 @@
-"""Lead import, first version: file → rows → cleaned candidates → new leads in Postgres.
+"""The import flow around a job: save the upload, preview and map its columns, start the worker.
 
-The uploaded file is deleted as soon as the import ends, whether it succeeded or not.
+Uploads wait under ``var/uploads`` only between the upload and the start of their job (the
+mapping step); the job deletes the file when it ends, and a sweeper deletes abandoned uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
 
-from hub.intake import (
-    CandidateLead,
-    ImportCounts,
-    RejectedRow,
-    SpreadsheetError,
-    TemplateError,
-    clean_rows,
-    detect_columns,
-    read_rows,
-)
+from hub.import_jobs import ImportRefused, JobResult, run_import, spawn_worker
+from hub.intake import ColumnMap, SpreadsheetError, TemplateError, detect_columns, read_rows
 from hub.settings import Settings
-from storage import audit
+from storage import import_jobs as job_store
 from storage.db import create_engine, session_factory
-from storage.lead_intake import NewLead, create_batch, finish_batch, insert_leads, known_phones
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 log = logging.getLogger("lineup.import")
 
-CHUNK = 1000
-REJECTED_SHOWN = 50
+PREVIEW_ROWS = 8
+FIELDS = ("phone", "name", "area", "property")
+ABANDONED_AFTER = timedelta(hours=1)
 
-
-class ImportRefused(Exception):
-    """The file cannot be imported; ``message`` tells the uploader why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = ["ImportRefused", "Preview", "import_path", "preview", "save_upload", "start_job"]
 
 
 @dataclass
-class ImportResult:
-    batch_id: int
-    filename: str
-    counts: ImportCounts
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # the first few, for the page
+class Preview:
+    """The first rows of an upload and the column mapping detected (or the reason there is none)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "filename": self.filename, **self.counts.as_dict()}
-
-
-def _parse(
-    path: Path, region: str, max_rows: int
-) -> tuple[list[CandidateLead], list[RejectedRow], ImportCounts]:
-    """Read and clean the whole file (CPU work: runs in a thread)."""
-    try:
-        rows = read_rows(path, max_rows=max_rows)
-        header = next(rows, None)
-        if header is None:
-            raise ImportRefused("empty_file", "The file has no rows.")
-        columns = detect_columns(header)
-        counts = ImportCounts()
-        good: list[CandidateLead] = []
-        bad: list[RejectedRow] = []
-        for result in clean_rows(rows, columns, region=region, counts=counts):
-            (good if isinstance(result, CandidateLead) else bad).append(result)  # type: ignore[arg-type]
-    except (SpreadsheetError, TemplateError) as exc:
-        raise ImportRefused(exc.code, exc.message) from None
-    if counts.total == 0:
-        raise ImportRefused("no_rows", "The file has a header but no data rows.")
-    return good, bad, counts
-
-
-async def run_import(
-    db: async_sessionmaker[AsyncSession],
-    path: Path,
-    filename: str,
-    *,
-    actor_id: int | None,
-    settings: Settings,
-) -> ImportResult:
-    """Import one file: clean, drop phones that already have a lead, insert the rest in chunks."""
-    good, bad, counts = await asyncio.to_thread(
-        _parse, path, settings.default_region, settings.upload_max_rows
-    )
-    rejected = [{"row": r.row_number, "reason": r.reason, "cells": r.raw} for r in bad[:REJECTED_SHOWN]]
-    async with db() as s:
-        batch_id = await create_batch(s, filename, actor_id)
-        try:
-            for start in range(0, len(good), CHUNK):
-                chunk = good[start : start + CHUNK]
-                existing = await known_phones(s, [c.phone_e164 for c in chunk])
-                fresh = [c for c in chunk if c.phone_e164 not in existing]
-                counts.duplicate += len(chunk) - len(fresh)
-                rejected += [
-                    {
-                        "row": c.row_number,
-                        "reason": "duplicate_existing",
-                        "cells": [c.name or "", c.phone_e164],
-                    }
-                    for c in chunk
-                    if c.phone_e164 in existing
-                ][: max(0, REJECTED_SHOWN - len(rejected))]
-                counts.inserted += await insert_leads(s, [_new_lead(c) for c in fresh], batch_id)
-        except Exception:
-            await s.rollback()
-            await finish_batch(s, batch_id, "failed", counts.as_dict())
-            raise
-        await finish_batch(s, batch_id, "done", counts.as_dict())
-        await audit.record(
-            s,
-            actor_id=actor_id,
-            action="leads_imported",
-            target=f"batch:{batch_id}",
-            detail={"filename": filename, **counts.as_dict()},
-        )
-        await s.commit()
-    log.info(
-        "event=import_done batch=%s %s", batch_id, " ".join(f"{k}={v}" for k, v in counts.as_dict().items())
-    )
-    return ImportResult(batch_id, filename, counts, rejected)
-
-
-def _new_lead(c: CandidateLead) -> NewLead:
-    attributes: dict[str, Any] = dict(c.attributes)
-    if c.property:
-        attributes["楼盘"] = c.property
-    return NewLead(name=c.name or "", phone_e164=c.phone_e164, area=c.area or "", attributes=attributes)
+    header: list[str]
+    rows: list[list[str]]
+    mapping: dict[str, int] = field(default_factory=dict)
+    problem: str = ""
 
 
 def _copy_capped(source: BinaryIO, path: Path, limit: int) -> int:
@@ -149,8 +57,8 @@ def _copy_capped(source: BinaryIO, path: Path, limit: int) -> int:
     return size
 
 
-async def save_upload(settings: Settings, upload: UploadFile) -> Path:
-    """Copy an upload to the upload folder, refusing empty files and files over the size limit."""
+async def save_upload(settings: Settings, upload: UploadFile) -> tuple[Path, int]:
+    """Copy an upload to the upload folder; refuses empty and oversized files. Returns (path, size)."""
     path = settings.upload_dir / f"{uuid.uuid4().hex}.upload"
     try:
         await asyncio.to_thread(settings.upload_dir.mkdir, parents=True, exist_ok=True)
@@ -160,28 +68,121 @@ async def save_upload(settings: Settings, upload: UploadFile) -> Path:
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
-    return path
+    return path, size
 
 
-async def import_file(hub: Hub, path: Path, filename: str, *, actor_id: int | None) -> ImportResult:
-    """Import an uploaded file in the hub, then delete it and wake idle agents."""
+def _mapping_of(columns: ColumnMap) -> dict[str, int]:
+    return {name: getattr(columns, name) for name in FIELDS if getattr(columns, name) is not None}
+
+
+def _preview(path: Path, settings: Settings) -> Preview:
     try:
-        result = await run_import(hub.db, path, filename, actor_id=actor_id, settings=hub.settings)
-    finally:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-    if result.counts.inserted:
+        rows = read_rows(path, max_rows=settings.import_max_rows)
+        header = next(rows)
+        sample = [r for r in itertools.islice(rows, PREVIEW_ROWS * 3) if any(c.strip() for c in r)][
+            :PREVIEW_ROWS
+        ]
+    except SpreadsheetError as exc:
+        raise ImportRefused(exc.code, exc.message) from None
+    try:
+        return Preview(header, sample, _mapping_of(detect_columns(header)))
+    except TemplateError as exc:
+        return Preview(header, sample, problem=exc.message)
+
+
+async def preview(settings: Settings, path: Path) -> Preview:
+    """Header, first rows and detected mapping; raises ImportRefused for unreadable files."""
+    return await asyncio.to_thread(_preview, path, settings)
+
+
+def check_mapping(header: list[str], mapping: dict[str, int]) -> dict[str, int]:
+    """Validate a user's column mapping against the header; raises ImportRefused with the reason."""
+    try:
+        return _mapping_of(detect_columns(header, mapping))
+    except TemplateError as exc:
+        raise ImportRefused(exc.code, exc.message) from None
+
+
+async def create_upload_batch(
+    hub: Hub, path: Path, size: int, filename: str, *, actor_id: int, campaign_id: int | None
+) -> int:
+    async with hub.db() as s:
+        return await job_store.create_batch(
+            s,
+            filename=filename,
+            created_by=actor_id,
+            campaign_id=campaign_id,
+            bytes_total=size,
+            mapping={"path": path.name},
+            status="uploaded",
+        )
+
+
+def upload_path(settings: Settings, batch_mapping: dict[str, Any]) -> Path | None:
+    """Where an uploaded-but-not-started batch's file waits (None once its job started)."""
+    name = batch_mapping.get("path")
+    return settings.upload_dir / name if isinstance(name, str) and name.endswith(".upload") else None
+
+
+async def start_job(
+    hub: Hub,
+    batch_id: int,
+    path: Path,
+    *,
+    mapping: dict[str, int] | None,
+    campaign_id: int | None,
+    actor_id: int,
+) -> None:
+    """Hand the batch to a worker process; the hub reaps it and wakes idle agents when it ends."""
+    async with hub.db() as s:
+        await job_store.set_batch(s, batch_id, status="queued", mapping={"columns": mapping or {}})
+    process = await spawn_worker(
+        hub.settings, batch_id, path, mapping=mapping, campaign_id=campaign_id, actor_id=actor_id
+    )
+    log.info("event=import_started batch=%s pid=%s", batch_id, process.pid)
+
+    async def reap() -> None:
+        code = await process.wait()
+        log.info("event=import_worker_exited batch=%s code=%s", batch_id, code)
         await hub.leads_available()
-    return result
+
+    hub.spawn(reap())
 
 
-async def import_path(settings: Settings, path: Path, *, keep_source: bool) -> ImportResult:
-    """``lineup import FILE``: the same import, outside a running hub."""
+async def sweep_abandoned_uploads(hub: Hub) -> None:
+    """Delete uploads whose mapping step was never finished, and fail jobs whose worker died."""
+    cutoff = datetime.now(UTC) - ABANDONED_AFTER
+    async with hub.db() as s:
+        for batch_id in await job_store.fail_stale_batches(s, cutoff - timedelta(hours=5)):
+            log.warning("event=import_interrupted batch=%s", batch_id)
+        for batch in await job_store.latest_batches(s, limit=200):
+            path = upload_path(hub.settings, batch.mapping)
+            if batch.status == "uploaded" and path is not None and batch.created_at < cutoff:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+                await job_store.set_batch(s, batch.id, status="abandoned", mapping={})
+
+
+async def import_path(settings: Settings, path: Path, *, mapping: dict[str, int] | None = None) -> JobResult:
+    """``lineup import FILE``: the same job, run in this process (the source file is kept)."""
     if not await asyncio.to_thread(path.is_file):
         raise ImportRefused("not_found", f"No such file: {path}")
     engine = create_engine(settings.database_url, pool_size=2)
     try:
-        return await run_import(session_factory(engine), path, path.name, actor_id=None, settings=settings)
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        work = settings.upload_dir / f"{uuid.uuid4().hex}.upload"
+        await asyncio.to_thread(shutil.copyfile, path, work)
+        async with session_factory(engine)() as s:
+            batch_id = await job_store.create_batch(
+                s,
+                filename=path.name,
+                created_by=None,
+                campaign_id=None,
+                bytes_total=work.stat().st_size,
+                mapping={},
+                status="queued",
+            )
+        return await run_import(
+            engine, None, settings, batch_id, work, mapping=mapping, campaign_id=None, actor_id=None
+        )
     finally:
         await engine.dispose()
-        if not keep_source:
-            await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -15,6 +15,7 @@ from hub.agents import AgentDesk
 from hub.bus import Bus
 from hub.calls import CallDesk
 from hub.identity import TokenSigner
+from hub.lead_import import sweep_abandoned_uploads
 from hub.presence import PresenceStore
 from hub.settings import Settings
 from storage import leads as lead_store
@@ -76,6 +77,7 @@ class Hub:
         self._every(s.heartbeat_s, self._heartbeat, "heartbeat")
         self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
         self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
+        self._every(600, lambda: sweep_abandoned_uploads(self), "upload-sweeper")
         if s.kafka_bootstrap:
             from hub.registrations import RegistrationIntake
 
@@ -94,6 +96,12 @@ class Hub:
         await self.bus.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def leads_available(self) -> None:
         """Tell every hub process that new leads exist, so idle ready agents get one now."""
@@ -138,6 +146,4 @@ class Hub:
     async def _on_broadcast(self, message: dict[str, Any]) -> None:
         if message.get("op") == "leads_available":
             # Not awaited: the bus listener must stay free while agents are served.
-            task = asyncio.create_task(self.agents.offer_to_idle_agents())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.spawn(self.agents.offer_to_idle_agents())

@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 64 * 1024
     ws_send_queue: int = 256
 
-    upload_max_bytes: int = 20 * 1024 * 1024
-    upload_max_rows: int = 200_000
+    upload_max_bytes: int = 200 * 1024 * 1024
+    import_max_rows: int = 5_000_000
+    dedup_window_days: int = 0  # an existing lead blocks a re-import for this many days; 0 = forever
+    # Leads created more than this many days ago are purged with their contact history; 0 = off.
+    retention_days: int = Field(default=0, ge=0)
 
     sim_answer_rate: float = 0.75
     sim_ring_s: tuple[float, float] = (1.0, 4.0)
@@ -54,6 +57,15 @@ class Settings(BaseSettings):
     retry_interested_s: int = 24 * 3600
 
     process_id: str = Field(default="", description="Name of this hub process; random when empty.")
+
+    # Registration stream (read only when kafka_bootstrap is set).
+    registrations_topic: str = "lineup.leads.inbound"
+    registrations_dlq_topic: str = "lineup.leads.inbound.dlq"
+    registrations_group_id: str = "lineup-registrations"
+    registrations_campaign: str = "Registrations"  # TMK campaign of the new leads, created if missing
+    registrations_session_timeout_ms: int = 10_000
+    registrations_batch_max: int = 2000  # messages per poll, stored in one transaction
+    registrations_retry_max_s: float = 30.0  # back-off ceiling while Kafka or Postgres is down
 
     @property
     def upload_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,17 +21,6 @@ class NewLead:
     owner_id: int | None = None
 
 
-async def known_phones(session: AsyncSession, phones: list[str]) -> set[str]:
-    """Which of these phones already belong to a (not deleted) lead."""
-    if not phones:
-        return set()
-    rows = await session.execute(
-        text("SELECT DISTINCT phone_e164 FROM leads WHERE phone_e164 = ANY(:phones) AND deleted_at IS NULL"),
-        {"phones": phones},
-    )
-    return {r[0] for r in rows}
-
-
 async def create_batch(session: AsyncSession, filename: str, created_by: int | None) -> int:
     batch_id = (
         await session.execute(
@@ -42,13 +31,6 @@ async def create_batch(session: AsyncSession, filename: str, created_by: int | N
     ).scalar_one()
     await session.commit()
     return batch_id
-
-
-async def finish_batch(session: AsyncSession, batch_id: int, status: str, counts: dict[str, int]) -> None:
-    await session.execute(
-        update(ImportBatch).where(ImportBatch.id == batch_id).values(status=status, **counts)
-    )
-    await session.commit()
 
 
 async def insert_leads(session: AsyncSession, leads: list[NewLead], batch_id: int | None) -> int:

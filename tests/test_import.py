@@ -1,13 +1,14 @@
-"""Lead import from the page and the CLI, against a running hub and a real database."""
+"""Lead import: upload, column mapping, a background job with pushed progress, rejected rows."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import openpyxl
@@ -21,14 +22,20 @@ TEMPLATE_ROWS = [
     ["序号", "楼盘", "姓名", "电话", "区域"],
     ["1", "万科城", "王伟", "138 1234 5678", "朝阳区"],
     ["2", "碧桂园", "李娜", "+86-139-8765-4321", "海淀区"],
-    ["3", "保利花园", "张敏", "12345", "浦东新区"],  # invalid
-    ["4", "万科城", "王伟", "13812345678", "朝阳区"],  # duplicate within the file
-    ["5", "龙湖天街", "赵强", "(010) 6552 9988", "朝阳区"],  # landline
+    ["3", "保利花园", '=HYPERLINK("x")', "12345", "浦东新区"],  # invalid phone, formula-like name
+    ["4", "万科城", "王伟", "13812345678", "朝阳区"],  # repeated within the file
+    ["5", "龙湖天街", "赵强", "(010) 6552 9988", "朝阳区"],  # a landline
 ]
 
 
+def _csv(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode(encoding)
+
+
 async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30)
+    http = httpx.AsyncClient(base_url=base, timeout=30, headers={"accept": "text/html"})
     page = await http.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     response = await http.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
@@ -36,98 +43,157 @@ async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
     return http
 
 
+async def _csrf(http: httpx.AsyncClient, path: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', (await http.get(path)).text).group(1)
+
+
 async def _upload(http: httpx.AsyncClient, name: str, content: bytes) -> httpx.Response:
-    page = await http.get("/imports", headers={"accept": "text/html"})
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     return await http.post(
-        "/imports", data={"csrf": csrf}, files={"file": (name, content)}, headers={"accept": "text/html"}
+        "/imports", data={"csrf": await _csrf(http, "/imports")}, files={"file": (name, content)}
     )
 
 
-def _counts(html: str) -> dict[str, int]:
-    return {k: int(v) for k, v in re.findall(r'data-count="(\w+)">(\d+)<', html)}
+async def _finished(http: httpx.AsyncClient, batch_id: int) -> dict:
+    """Follow the pushed progress events to the end, then read the result."""
+    async with http.stream("GET", f"/imports/{batch_id}/events") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        async for line in events.aiter_lines():
+            if line == "event: end":
+                break
+    return (await http.get(f"/api/imports/{batch_id}")).json()
 
 
-def _csv(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
-    return "\n".join(",".join(r) for r in rows).encode(encoding)
+async def _import(http: httpx.AsyncClient, name: str, content: bytes, **mapping: int) -> dict:
+    uploaded = await _upload(http, name, content)
+    assert uploaded.status_code == 303, uploaded.text
+    batch_id = int(uploaded.headers["location"].rsplit("/", 1)[1])
+    page = await http.get(f"/imports/{batch_id}")
+    assert 'id="mapping-form"' in page.text
+    form = {"csrf": await _csrf(http, f"/imports/{batch_id}")}
+    if mapping:
+        form |= {f"col_{k}": str(v) for k, v in mapping.items()}
+    else:  # take what the page detected
+        form |= dict(
+            re.findall(
+                r'<select name="(col_\w+)"[^>]*>(?:(?!</select>).)*?<option value="(\d+)" selected',
+                page.text,
+                re.S,
+            )
+        )
+    started = await http.post(f"/imports/{batch_id}/start", data=form)
+    assert started.status_code == 303, started.text
+    return await _finished(http, batch_id)
 
 
-async def test_page_import_of_csv_gbk_and_xlsx_with_counts_and_dedup(hub_server, db, tmp_path):
+def _counts(result: dict) -> dict:
+    return {k: result[k] for k in ("total", "inserted", "invalid", "duplicate", "dnc")}
+
+
+async def test_upload_map_import_csv_gbk_xlsx_with_counts_dedup_and_dnc(hub_server, db, tmp_path):
     await add_user(db, "sue", role="supervisor")
     http = await _signed_in(hub_server.base, "sue")
+    first = await _import(http, "leads.csv", _csv(TEMPLATE_ROWS))
+    assert first["status"] == "done"
+    assert _counts(first) == {"total": 5, "inserted": 3, "invalid": 1, "duplicate": 1, "dnc": 0}
 
-    first = await _upload(http, "leads.csv", _csv(TEMPLATE_ROWS))
-    assert first.status_code == 200, first.text
-    assert _counts(first.text) == {"total": 5, "inserted": 3, "invalid": 1, "duplicate": 1}
+    # The same people again, GBK-encoded: now all known (plus the in-file repeat and the bad phone).
+    second = await _import(http, "again-gbk.csv", _csv(TEMPLATE_ROWS, "gbk"))
+    assert _counts(second) == {"total": 5, "inserted": 0, "invalid": 1, "duplicate": 4, "dnc": 0}
 
-    # The same people again, GBK-encoded: all duplicates of existing leads now.
-    second = await _upload(http, "again-gbk.csv", _csv(TEMPLATE_ROWS, "gbk"))
-    assert _counts(second.text) == {"total": 5, "inserted": 0, "invalid": 1, "duplicate": 4}
-
+    async with db() as s:
+        await s.execute(text("INSERT INTO dnc_numbers (phone_e164) VALUES ('+8613900001111')"))
+        await s.commit()
     book = openpyxl.Workbook()
-    sheet = book.active
     for row in [["name", "phone", "area"], ["Amy", "13900001111", "Pudong"], ["Ben", 13900002222, "Xuhui"]]:
-        sheet.append(row)
+        book.active.append(row)
     book.save(tmp_path / "english.xlsx")
-    third = await _upload(http, "english.xlsx", (tmp_path / "english.xlsx").read_bytes())
-    assert _counts(third.text) == {"total": 2, "inserted": 2, "invalid": 0, "duplicate": 0}
+    third = await _import(http, "english.xlsx", (tmp_path / "english.xlsx").read_bytes())
+    assert _counts(third) == {"total": 2, "inserted": 1, "invalid": 0, "duplicate": 0, "dnc": 1}
+
+    rejected = await http.get(f"/imports/{first['id']}/rejected.csv")
+    assert rejected.status_code == 200 and rejected.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(rejected.content.decode("utf-8-sig"))))
+    assert [r[:2] for r in rows[1:]] == [["4", "invalid phone"], ["5", "repeated in this file"]]
+    assert rows[1][4] == '\'=HYPERLINK("x")', "a formula-like cell is escaped"
     await http.aclose()
 
     async with db() as s:
         leads = (
-            await s.execute(text("SELECT name, phone_e164, area, attributes FROM leads ORDER BY id"))
+            await s.execute(
+                text("SELECT name, phone_e164, area, attributes, batch_id FROM leads ORDER BY id")
+            )
         ).all()
-        batches = (
-            await s.execute(text("SELECT status, total, inserted FROM import_batches ORDER BY id"))
-        ).all()
-        audited = (
-            await s.execute(text("SELECT count(*) FROM audit_log WHERE action = 'leads_imported'"))
-        ).scalar()
+        audited = dict(
+            (await s.execute(text("SELECT action, count(*) FROM audit_log GROUP BY action"))).all()
+        )
     assert [lead.phone_e164 for lead in leads] == [
         "+8613812345678",
         "+8613987654321",
         "+861065529988",
-        "+8613900001111",
         "+8613900002222",
     ]
     assert leads[0].name == "王伟" and leads[0].area == "朝阳区" and leads[0].attributes["楼盘"] == "万科城"
-    assert batches == [("done", 5, 3), ("done", 5, 0), ("done", 2, 2)]
-    assert audited == 3
-    uploads = Path(hub_server.log_path.parent / f"data-{hub_server.port}" / "uploads")
+    assert audited["leads_imported"] == 3 and audited["rejects_exported"] == 1
+    uploads = hub_server.log_path.parent / f"data-{hub_server.port}" / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == [], "uploaded files are deleted"
 
 
-async def test_bad_files_get_clear_errors_and_import_nothing(hub_server, db):
+async def test_bad_files_and_mappings_get_clear_errors_and_import_nothing(hub_server, db):
     await add_user(db, "sid", role="admin")
     http = await _signed_in(hub_server.base, "sid")
-    cases = [
-        ("wrong.csv", b"foo,bar\n1,2\n", "phone"),
+    for name, content, message in [
         ("empty.csv", b"", "empty"),
-        ("header-only.csv", "序号,楼盘,姓名,电话\n".encode(), "no data rows"),
         ("picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not a spreadsheet"),
         ("fake.xlsx", b"PK\x03\x04 this is not really a workbook" + bytes(200), "not a spreadsheet"),
-    ]
-    for name, content, message in cases:
+    ]:
         response = await _upload(http, name, content)
         assert response.status_code == 400, name
-        error = re.search(r'data-testid="import-error">([^<]+)<', response.text).group(1)
-        assert message.lower() in error.lower(), (name, error)
+        assert message in re.search(r'data-testid="import-error">([^<]+)<', response.text).group(1).lower()
+
+    # A file without a recognisable phone column: the mapping step says so and insists on a choice.
+    uploaded = await _upload(http, "wrong.csv", b"foo,bar\n1,2\n")
+    batch_id = int(uploaded.headers["location"].rsplit("/", 1)[1])
+    page = await http.get(f"/imports/{batch_id}")
+    assert "wrong template" in page.text and "foo" in page.text
+    refused = await http.post(f"/imports/{batch_id}/start", data={"csrf": await _csrf(http, "/imports")})
+    assert refused.status_code == 400 and "phone numbers" in refused.text
+    # Mapping the wrong column just makes every phone invalid; a header-only file fails clearly.
+    result = await _import(http, "wrong.csv", b"foo,bar\n1,2\n", phone=1)
+    assert _counts(result) == {"total": 1, "inserted": 0, "invalid": 1, "duplicate": 0, "dnc": 0}
+    empty = await _import(http, "header-only.csv", "序号,楼盘,姓名,电话\n".encode())
+    assert empty["status"] == "failed" and "no data rows" in empty["error"]
     await http.aclose()
     async with db() as s:
         assert (await s.execute(text("SELECT count(*) FROM leads"))).scalar() == 0
 
 
-async def test_import_wakes_an_idle_ready_agent(hub_server, db):
+async def test_api_import_with_mapping_and_agent_wakes_up(hub_server, db):
     await add_user(db, "ann")
     await add_user(db, "sue", role="supervisor")
     agent = await AgentClient.connect(hub_server.ws_base, await token(hub_server.base, "ann"))
     await agent.send("state.set", state="ready")
     await agent.expect("lead.none")
-    http = await _signed_in(hub_server.base, "sue")
-    await _upload(http, "leads.csv", _csv(TEMPLATE_ROWS))
-    await http.aclose()
-    assert (await agent.expect("lead.assigned"))["lead"]["phone_masked"].count("*") >= 4
+
+    auth = {"Authorization": f"Bearer {await token(hub_server.base, 'sue')}"}
+    content = b"who,number,where\nAmy,13700001111,Pudong\nBob,not-a-phone,Xuhui\n"
+    async with httpx.AsyncClient(base_url=hub_server.base, timeout=30, headers=auth) as http:
+        bad = await http.post("/api/imports", files={"file": ("x.csv", content)}, data={"mapping": "[1]"})
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_mapping"
+        unmapped = await http.post("/api/imports", files={"file": ("x.csv", content)})
+        assert unmapped.status_code == 400 and "phone" in unmapped.json()["message"]
+        created = await http.post(
+            "/api/imports",
+            files={"file": ("x.csv", content)},
+            data={"mapping": json.dumps({"phone": 1, "name": 0, "area": 2})},
+        )
+        assert created.status_code == 202
+        result = await _finished(http, created.json()["id"])
+    assert _counts(result) == {"total": 2, "inserted": 1, "invalid": 1, "duplicate": 0, "dnc": 0}
+    lead = (await agent.expect("lead.assigned"))["lead"]
+    assert lead["name"] == "Amy" and lead["area"] == "Pudong" and lead["phone_masked"] == "137****1111"
     await agent.close()
+    async with httpx.AsyncClient(base_url=hub_server.base, timeout=30) as anonymous:
+        assert (await anonymous.get(f"/api/imports/{created.json()['id']}")).status_code == 401
 
 
 async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_path):
@@ -150,12 +216,14 @@ async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_p
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert {k: summary[k] for k in ("total", "invalid", "duplicate", "inserted")} == {
+    assert {k: summary[k] for k in ("total", "invalid", "duplicate", "dnc", "inserted")} == {
         "total": 5,
         "invalid": 1,
         "duplicate": 1,
+        "dnc": 0,
         "inserted": 3,
     }
+    assert source.exists(), "the CLI keeps the user's own file"
     bad = subprocess.run(
         [sys.executable, "-m", "hub.cli", "import", str(tmp_path / "missing.csv")],
         cwd=ROOT,

@@ -8,7 +8,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from hub import lead_import
 from hub.access import SESSION_USER, public, requires, sign_in
 from hub.agent_state import PAUSE_REASONS
 from hub.identity import Principal
@@ -115,46 +114,3 @@ async def agent_workbench(request: Request) -> Response:
         pause_reasons=PAUSE_REASONS,
         outcomes=OUTCOMES,
     )
-
-
-@requires(Permission.IMPORT_LEADS)
-async def imports_page(request: Request) -> Response:
-    return render(request, "imports.html", result=None, error="")
-
-
-@requires(Permission.IMPORT_LEADS)
-async def imports_upload(request: Request) -> Response:
-    hub = request.app.state.hub
-    principal: Principal = request.state.principal
-    # Refuse an oversized upload before reading it (browsers always send the length of a form).
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > hub.settings.upload_max_bytes + 64 * 1024:
-        limit_mb = hub.settings.upload_max_bytes // (1 << 20)
-        return render(
-            request,
-            "imports.html",
-            413,
-            result=None,
-            error=_("The file is too large: the limit is %(mb)s MB.") % {"mb": limit_mb},
-        )
-    async with request.form(max_files=1) as form:
-        if not csrf_ok(request, form.get("csrf")):
-            return render(
-                request,
-                "imports.html",
-                400,
-                result=None,
-                error=_("The form expired. Please reload the page and try again."),
-            )
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str) or not upload.filename:
-            return render(request, "imports.html", 400, result=None, error=_("Choose a file to import."))
-        try:
-            path = await lead_import.save_upload(hub.settings, upload)
-        except lead_import.ImportRefused as exc:
-            return render(request, "imports.html", 400, result=None, error=exc.message)
-    try:
-        result = await lead_import.import_file(hub, path, upload.filename, actor_id=principal.id)
-    except lead_import.ImportRefused as exc:
-        return render(request, "imports.html", 400, result=None, error=exc.message)
-    return render(request, "imports.html", result=result, error="")

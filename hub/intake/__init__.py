@@ -20,7 +20,7 @@ from hub.intake.cleaning import (
     clean_rows,
 )
 from hub.intake.phones import mask_national_number, mask_phone, normalise_phone
-from hub.intake.spreadsheet import FileKind, SpreadsheetError, detect_kind, read_rows
+from hub.intake.spreadsheet import FileKind, SpreadsheetError, detect_kind, estimate_rows, read_rows
 from hub.intake.template import ColumnMap, TemplateError, detect_columns
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "clean_rows",
     "detect_columns",
     "detect_kind",
+    "estimate_rows",
     "mask_national_number",
     "mask_phone",
     "normalise_phone",

@@ -65,10 +65,14 @@ class LeadCleaner:
     ``duplicate_in_file``.
     """
 
-    def __init__(self, columns: ColumnMap, *, region: str = "CN", first_row_number: int = 2) -> None:
+    def __init__(
+        self, columns: ColumnMap, *, region: str = "CN", first_row_number: int = 2, dedupe: bool = True
+    ) -> None:
         self.columns = columns
         self.region = region
         self.counts = ImportCounts()
+        # Large imports leave de-duplication to Postgres (dedupe=False) so memory stays flat.
+        self._dedupe = dedupe
         self._seen: set[str] = set()
         self._row_number = first_row_number
         # Every header column is either a field or an extra, so this is the
@@ -92,10 +96,11 @@ class LeadCleaner:
         if phone is None:
             self.counts.invalid += 1
             return RejectedRow(row_number, list(row), "invalid_phone")
-        if phone in self._seen:
+        if self._dedupe and phone in self._seen:
             self.counts.duplicate += 1
             return RejectedRow(row_number, list(row), "duplicate_in_file")
-        self._seen.add(phone)
+        if self._dedupe:
+            self._seen.add(phone)
         return CandidateLead(
             name=_cell(cells, columns.name) or None,
             phone_e164=phone,

@@ -100,6 +100,17 @@ def _count_controls(data: bytes) -> int:
     return len(data) - len(data.translate(None, _CONTROL_BYTES))
 
 
+def estimate_rows(path: Path) -> int | None:
+    """Roughly how many rows a CSV has (its line count; a fast pre-pass), None for workbooks."""
+    if detect_kind(path) != "csv":
+        return None
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            lines += chunk.count(b"\n")
+    return lines
+
+
 def read_rows(path: Path, *, max_rows: int) -> Iterator[list[str]]:
     """Yield the rows of a CSV, XLSX or XLS file as lists of cell strings.
 
