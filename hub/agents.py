@@ -14,18 +14,28 @@ from typing import TYPE_CHECKING, Any
 
 from hub.agent_state import AgentState, StateChangeError, next_state
 from hub.connection import CLOSE_KICKED, AgentConnection
-from hub.dispositions import NOTE_MAX_CHARS, DispositionError, disposition_effect, parse_outcome
+from hub.dispositions import (
+    NOTE_MAX_CHARS,
+    DispositionError,
+    disposition_effect,
+    handoff_effect,
+    parse_outcome,
+)
 from hub.identity import Principal
 from hub.intake.phones import mask_phone
 from hub.permissions import Permission, allows
 from hub.protocol import Command, ProtocolError, ack, error
+from storage import campaigns as campaign_store
 from storage import leads as lead_store
 from storage.leads import HeldLead, NotYourLead
+from storage.models import Outcome, Role
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 log = logging.getLogger("lineup.agents")
+
+DEFAULT_SALES_CAMPAIGN = "Sales"  # receives TMK hand-offs when the TMK campaign names no other
 
 # Every websocket command and the permission it needs.
 COMMAND_PERMISSIONS: dict[str, Permission] = {
@@ -51,6 +61,11 @@ class LiveAgent:
     none_reason: str | None = None  # the last lead.none reason sent, to avoid repeating it
 
 
+def works_general_pool(agent: Principal) -> bool:
+    """Shared leads of no campaign are sales work; TMK agents work only their campaigns."""
+    return agent.role == Role.SALES
+
+
 def lead_payload(lead: HeldLead, history: list[lead_store.ContactRecord]) -> dict[str, Any]:
     """A lead as an agent may see it: the phone is always masked."""
     return {
@@ -60,6 +75,7 @@ def lead_payload(lead: HeldLead, history: list[lead_store.ContactRecord]) -> dic
         "area": lead.area,
         "attributes": lead.attributes,
         "attempts": lead.attempts,
+        "notes": lead.notes,
         "history": [
             {"at": h.at.isoformat(), "outcome": h.outcome, "note": h.note, "agent": h.agent_name}
             for h in history
@@ -114,7 +130,9 @@ class AgentDesk:
         async with self.hub.db() as s:
             lead = await lead_store.held_lead(s, agent.id)
             history = await lead_store.lead_history(s, lead.id) if lead else []
-            stock = await lead_store.remaining_stock(s, agent.id, self.hub.settings.stock_low_threshold)
+            stock = await lead_store.remaining_stock(
+                s, agent.id, self.hub.settings.stock_low_threshold, general_pool=works_general_pool(agent)
+            )
         live.lead_id = lead.id if lead else None
         await self.hub.presence.set_lead(agent.id, live.lead_id)
         presence = await self.hub.presence.get(agent.id)
@@ -169,13 +187,24 @@ class AgentDesk:
     async def _cmd_lead_dispose(self, conn: AgentConnection, command: Command) -> None:
         agent = conn.agent
         lead_id = command.int_field("lead_id")
+        note = command.str_field("note", required=False, max_len=NOTE_MAX_CHARS)
+        trial_at = command.time_field("trial_at")
         try:
             outcome = parse_outcome(command.fields.get("outcome"))
             now = datetime.now(UTC)
-            effect = disposition_effect(outcome, now, command.time_field("callback_at"), self.hub.settings)
+            if trial_at is None:
+                effect = disposition_effect(
+                    outcome, now, command.time_field("callback_at"), self.hub.settings
+                )
+            elif outcome is Outcome.INTERESTED and agent.role == Role.TMK:
+                sales_campaign = await self._handoff_campaign(agent.id)
+                effect = handoff_effect(now, trial_at, note, agent.display_name, sales_campaign)
+            else:
+                raise DispositionError(
+                    "a trial lesson is booked by a TMK agent with the outcome 'interested'"
+                )
         except DispositionError as exc:
             raise ProtocolError("invalid", str(exc), command.id) from None
-        note = command.str_field("note", required=False, max_len=NOTE_MAX_CHARS)
         presence = await self.hub.presence.get(agent.id)
         if presence and presence.call_id:
             active = await self.hub.calls.call_payload(presence.call_id)
@@ -193,12 +222,15 @@ class AgentDesk:
                     effect=effect,
                     call_id=uuid.UUID(call_id) if call_id else None,
                     find_call=presence is None,
+                    mark_dnc=outcome is Outcome.DNC,
                 )
             except NotYourLead:
                 raise ProtocolError(
                     "not_your_lead", f"lead {lead_id} is not held by you", command.id
                 ) from None
-            stock = await lead_store.remaining_stock(s, agent.id, self.hub.settings.stock_low_threshold)
+            stock = await lead_store.remaining_stock(
+                s, agent.id, self.hub.settings.stock_low_threshold, general_pool=works_general_pool(agent)
+            )
         log.info("event=lead_disposed agent=%s lead=%s outcome=%s", agent.id, lead_id, outcome.value)
         live = self.live[agent.id]
         live.lead_id = None
@@ -209,6 +241,19 @@ class AgentDesk:
         if warning:
             self.deliver(agent.id, warning)
         await self.offer_next_lead(agent.id, holds_none=True)
+
+    async def _handoff_campaign(self, agent_id: int) -> int:
+        """The sales campaign that receives the TMK agent's lead: the TMK campaign's setting, else "Sales"."""
+        async with self.hub.db() as s:
+            lead = await lead_store.held_lead(s, agent_id)
+            campaign = (
+                await campaign_store.get_campaign(s, lead.campaign_id) if lead and lead.campaign_id else None
+            )
+            target = (campaign.settings or {}).get("handoff_campaign_id") if campaign else None
+            if target is None:
+                target = (await campaign_store.campaign_named(s, DEFAULT_SALES_CAMPAIGN, "sales")).id
+            await s.commit()
+        return int(target)
 
     async def _cmd_call_dial(self, conn: AgentConnection, command: Command) -> None:
         call_id = await self.hub.calls.dial(conn.agent, command.int_field("lead_id"), command.id)
@@ -241,14 +286,15 @@ class AgentDesk:
             if live.state is not AgentState.READY or live.lead_id is not None:
                 return
             settings = self.hub.settings
+            general = works_general_pool(live.principal)
             async with self.hub.db() as s:
                 lead = await lead_store.claim_next_lead(
-                    s, agent_id, settings.lead_lease_s, holds_none=holds_none
+                    s, agent_id, settings.lead_lease_s, general_pool=general, holds_none=holds_none
                 )
                 if lead is not None:
                     history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
                 else:
-                    due = await lead_store.next_due(s, agent_id)
+                    due = await lead_store.next_due(s, agent_id, general_pool=general)
             if lead is not None:
                 live.lead_id, live.none_reason = lead.id, None
                 await self.hub.presence.set_lead(agent_id, lead.id)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hub.identity import Principal
 from hub.protocol import ProtocolError
 from storage import calls as call_store
+from storage import dnc
 from storage import leads as lead_store
 from telephony import CallEvent, CallEventKind, GatewayError, OriginateRequest
 
@@ -57,6 +58,11 @@ class CallDesk:
             lead = await lead_store.held_lead(s, agent.id)
             if lead is None or lead.id != lead_id:
                 raise ProtocolError("not_your_lead", f"lead {lead_id} is not held by you", command_id)
+            # Re-checked at dial time: the number may have been put on a list since the claim.
+            if await dnc.is_blocked(s, lead.phone_e164, lead.campaign_id):
+                raise ProtocolError(
+                    "dnc", "this number is on a do-not-call list; dispose of the lead", command_id
+                )
             call_id = uuid.uuid4()
             started = datetime.now(UTC)
             await call_store.start_call(

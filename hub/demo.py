@@ -7,7 +7,9 @@ import random
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.agents import DEFAULT_SALES_CAMPAIGN
 from hub.passwords import hash_password
+from storage import campaigns as campaign_store
 from storage import users as user_store
 from storage.lead_intake import NewLead, insert_leads
 from storage.models import Role
@@ -18,6 +20,7 @@ DEMO_PASSWORD = "demo"
 DEMO_AGENTS = [f"agent{i}" for i in range(1, 6)]
 LEADS_PER_AGENT = 20
 DEMO_LEADS = 300
+TMK_LEADS = 40  # of the demo leads, registrations for the TMK agent
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = [
@@ -45,6 +48,7 @@ _GIVEN = [
 _PROPERTIES = ["万科城", "碧桂园", "保利花园", "绿地中心", "华润置地", "龙湖天街"]
 _AREAS = ["朝阳区", "海淀区", "浦东新区", "天河区", "南山区", "武侯区"]
 _GRADES = ["三年级", "四年级", "五年级", "六年级", "初一", "初二"]
+_SUBJECTS = ["数学", "英语", "语文", "物理"]
 _MOBILE_PREFIXES = ["138", "139", "136", "158", "186", "150", "177", "188"]
 
 
@@ -86,7 +90,7 @@ async def load_demo(session: AsyncSession) -> bool:
         return False
     team = await user_store.team_named(session, "Demo team")
     password_hash = hash_password(DEMO_PASSWORD)
-    agent_ids = []
+    agent_ids, tmk_ids = [], []
     for username, display, role, extension in demo_users():
         user = await user_store.add_user(
             session,
@@ -99,6 +103,28 @@ async def load_demo(session: AsyncSession) -> bool:
         )
         if username in DEMO_AGENTS:
             agent_ids.append(user.id)
-    await insert_leads(session, demo_leads(agent_ids, random.Random(2026)), batch_id=None)
+        elif role is Role.TMK:
+            tmk_ids.append(user.id)
+    rng = random.Random(2026)
+    leads = demo_leads(agent_ids, rng)
+    await insert_leads(session, leads[TMK_LEADS:], batch_id=None)
+    # The TMK agent works fresh registrations; booked trials go to the sales agents' campaign.
+    sales = await campaign_store.campaign_named(session, DEFAULT_SALES_CAMPAIGN, "sales")
+    registrations = await campaign_store.campaign_named(session, "Registrations", "tmk")
+    registrations.settings = {"handoff_campaign_id": sales.id, "description": "Free problem-solving sign-ups"}
+    await session.commit()
+    await campaign_store.set_members(session, sales.id, agent_ids, [], actor_id=None)
+    await campaign_store.set_members(session, registrations.id, tmk_ids, [], actor_id=None)
+    await session.commit()
+    registration_leads = [
+        NewLead(
+            name=lead.name,
+            phone_e164=lead.phone_e164,
+            area=lead.area,
+            attributes={"grade": lead.attributes["grade"], "subject": rng.choice(_SUBJECTS)},
+        )
+        for lead in leads[:TMK_LEADS]
+    ]
+    await insert_leads(session, registration_leads, batch_id=None, campaign_id=registrations.id)
     log.info("event=demo_loaded users=%d leads=%d", len(demo_users()), DEMO_LEADS)
     return True

@@ -28,6 +28,29 @@ def parse_outcome(value: object) -> Outcome:
         raise DispositionError(f"unknown outcome {value!r}: one of {names}") from None
 
 
+def handoff_effect(
+    now: datetime, trial_at: datetime, note: str, agent_name: str, sales_campaign_id: int
+) -> DispositionEffect:
+    """A TMK agent booked a trial lesson: the lead moves, fresh, to a sales campaign's pool."""
+    if trial_at <= now:
+        raise DispositionError("the trial lesson time is in the past")
+    if trial_at > now + MAX_CALLBACK_AHEAD:
+        raise DispositionError("the trial lesson time is more than a year ahead")
+    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    lesson = trial_at.strftime("%Y-%m-%d %H:%M UTC")
+    handoff_note = f"[{stamp}] TMK {agent_name}: trial lesson booked for {lesson}." + (
+        f" {note}" if note else ""
+    )
+    return DispositionEffect(
+        LeadStatus.NEW,
+        now,
+        None,
+        move_to_campaign=sales_campaign_id,
+        append_notes=handoff_note + "\n",
+        attributes={"trial_lesson_at": trial_at.isoformat()},
+    )
+
+
 def disposition_effect(
     outcome: Outcome, now: datetime, callback_at: datetime | None, settings: Settings
 ) -> DispositionEffect:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.access import resolve_principal
 from hub.connection import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, AgentConnection, Renderer
+from hub.identity import Principal
 from hub.permissions import Permission, allows
 from hub.protocol import ProtocolError, error, parse_command
-from web.fragments import render_event
+from web.fragments import renderer_for
 
 log = logging.getLogger("lineup.ws")
 
@@ -24,7 +26,7 @@ def render_json(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-async def _serve(websocket: WebSocket, render: Renderer) -> None:
+async def _serve(websocket: WebSocket, renderer: Callable[[Principal], Renderer]) -> None:
     hub = websocket.app.state.hub
     principal, why = await resolve_principal(websocket)
     # Accept before refusing: a close before the handshake would reach the client as a bare
@@ -36,7 +38,7 @@ async def _serve(websocket: WebSocket, render: Renderer) -> None:
     if not allows(principal.role, Permission.WORK_LEADS):
         await websocket.close(CLOSE_FORBIDDEN, reason="your role does not work leads")
         return
-    conn = AgentConnection(websocket, principal, render, hub.settings.ws_send_queue)
+    conn = AgentConnection(websocket, principal, renderer(principal), hub.settings.ws_send_queue)
     conn.start()
     log.info("event=agent_connected agent=%s process=%s", principal.id, hub.process_id)
     try:
@@ -63,8 +65,8 @@ async def _serve(websocket: WebSocket, render: Renderer) -> None:
 
 
 async def agent_socket(websocket: WebSocket) -> None:
-    await _serve(websocket, render_json)
+    await _serve(websocket, lambda _principal: render_json)
 
 
 async def agent_socket_html(websocket: WebSocket) -> None:
-    await _serve(websocket, render_event)
+    await _serve(websocket, lambda principal: renderer_for(principal.role))

@@ -33,7 +33,9 @@ async def create_batch(session: AsyncSession, filename: str, created_by: int | N
     return batch_id
 
 
-async def insert_leads(session: AsyncSession, leads: list[NewLead], batch_id: int | None) -> int:
+async def insert_leads(
+    session: AsyncSession, leads: list[NewLead], batch_id: int | None, campaign_id: int | None = None
+) -> int:
     """Insert one chunk of leads (customers upserted by phone) in one transaction; returns the count."""
     if not leads:
         return 0
@@ -53,6 +55,7 @@ async def insert_leads(session: AsyncSession, leads: list[NewLead], batch_id: in
             {
                 "customer_id": ids[lead.phone_e164],
                 "batch_id": batch_id,
+                "campaign_id": campaign_id,
                 "owner_id": lead.owner_id,
                 "name": lead.name,
                 "phone_e164": lead.phone_e164,

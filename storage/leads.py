@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_LEAD_COLUMNS = "id, name, phone_e164, area, attributes, status, owner_id, callback_at, attempts"
+from storage import dnc
+
+_LEAD_COLUMNS = (
+    "id, name, phone_e164, area, attributes, status, owner_id, callback_at, attempts, campaign_id, notes"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,8 @@ class HeldLead:
     owner_id: int | None
     callback_at: datetime | None
     attempts: int
+    campaign_id: int | None
+    notes: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +46,18 @@ class ContactRecord:
 
 @dataclass(frozen=True, slots=True)
 class DispositionEffect:
-    """What a disposition does to its lead (decided by the hub's rules, applied here)."""
+    """What a disposition does to its lead (decided by the hub's rules, applied here).
+
+    ``move_to_campaign`` hands the lead to another campaign's shared pool (TMK → sales), with
+    ``append_notes`` and ``attributes`` added for the agent who gets it next.
+    """
 
     status: str
     next_attempt_at: datetime
     callback_at: datetime | None
+    move_to_campaign: int | None = None
+    append_notes: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class NotYourLead(Exception):
@@ -64,17 +78,33 @@ async def held_lead(session: AsyncSession, agent_id: int) -> HeldLead | None:
     return _row(row) if row else None
 
 
+# Which shared-pool leads an agent may work: those of the campaigns the agent belongs to (directly
+# or through the team), and for sales agents (:general) the leads of no campaign.
+_MEMBER = (
+    "(campaign_id IS NULL AND :general OR campaign_id IN ("
+    "SELECT campaign_id FROM campaign_agents WHERE user_id = :agent UNION ALL "
+    "SELECT ct.campaign_id FROM campaign_teams ct JOIN users u ON u.team_id = ct.team_id"
+    " WHERE u.id = :agent))"
+)
+# A do-not-call number is never dispensed, whoever owns the lead.
+_NOT_DNC = (
+    "NOT EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = leads.phone_e164"
+    " AND (d.campaign_id IS NULL OR d.campaign_id = leads.campaign_id))"
+)
+_OPEN = "deleted_at IS NULL AND status <> 'closed'"
+_DISPENSABLE = f"held_by IS NULL AND {_OPEN} AND next_attempt_at <= now() AND {_NOT_DNC}"
+
 # Owned leads first, then the shared pool, in one statement: each probe reads the head of its own
 # partial index (leads_claimable / leads_pool_claimable), and the pool probe is gated off when an
 # owned lead was found, so it neither scans nor locks. SKIP LOCKED lets concurrent claimers pass
 # each other; the unique partial index leads_one_per_agent makes a second held lead impossible.
-_DISPENSABLE = "held_by IS NULL AND deleted_at IS NULL AND status <> 'closed' AND next_attempt_at <= now()"
 _CLAIM = text(f"""
 WITH own AS (
     SELECT id FROM leads WHERE owner_id = :agent AND {_DISPENSABLE}
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 ), pool AS (
-    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND NOT EXISTS (SELECT 1 FROM own)
+    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND {_MEMBER}
+      AND NOT EXISTS (SELECT 1 FROM own)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 UPDATE leads SET held_by = :agent, lease_expires_at = now() + make_interval(secs => :lease)
@@ -84,10 +114,11 @@ RETURNING {_LEAD_COLUMNS}
 
 
 async def claim_next_lead(
-    session: AsyncSession, agent_id: int, lease_s: float, *, holds_none: bool = False
+    session: AsyncSession, agent_id: int, lease_s: float, *, general_pool: bool, holds_none: bool = False
 ) -> HeldLead | None:
     """Atomically give the agent one lead: the one already held, else their own, else the pool's.
 
+    ``general_pool``: the agent may also take shared leads of no campaign (sales agents).
     ``holds_none`` skips the look-up of a held lead when the caller just released it. Commits.
     Returns None when nothing is dispensable now.
     """
@@ -95,8 +126,9 @@ async def claim_next_lead(
         current = await held_lead(session, agent_id)
         if current is not None:
             return current
+    params = {"agent": agent_id, "lease": lease_s, "general": general_pool}
     try:
-        row = (await session.execute(_CLAIM, {"agent": agent_id, "lease": lease_s})).first()
+        row = (await session.execute(_CLAIM, params)).first()
     except IntegrityError:
         # The same agent claimed concurrently (two sockets): keep the lead it already got.
         await session.rollback()
@@ -105,20 +137,20 @@ async def claim_next_lead(
     return _row(row) if row is not None else None
 
 
-async def next_due(session: AsyncSession, agent_id: int) -> datetime | None:
+async def next_due(session: AsyncSession, agent_id: int, *, general_pool: bool) -> datetime | None:
     """When the agent's earliest not-yet-due lead becomes due (None if there is none)."""
     return (
         await session.execute(
             text(
-                "SELECT min(next_attempt_at) FROM leads WHERE (owner_id = :agent OR owner_id IS NULL)"
-                " AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"
+                f"SELECT min(next_attempt_at) FROM leads WHERE held_by IS NULL AND {_OPEN} AND {_NOT_DNC}"
+                f" AND (owner_id = :agent OR owner_id IS NULL AND {_MEMBER})"
             ),
-            {"agent": agent_id},
+            {"agent": agent_id, "general": general_pool},
         )
     ).scalar()
 
 
-async def remaining_stock(session: AsyncSession, agent_id: int, cap: int) -> int:
+async def remaining_stock(session: AsyncSession, agent_id: int, cap: int, *, general_pool: bool) -> int:
     """How many unfinished leads the agent can still work, counted up to ``cap`` only (cheap).
 
     Two bounded probes (own leads, then the pool) so each reads one index range.
@@ -127,13 +159,11 @@ async def remaining_stock(session: AsyncSession, agent_id: int, cap: int) -> int
         await session.execute(
             text(
                 "SELECT (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id = :agent"
-                "  AND (held_by IS NULL OR held_by = :agent) AND deleted_at IS NULL AND status <> 'closed'"
-                "  LIMIT :cap) own)"
+                f"  AND (held_by IS NULL OR held_by = :agent) AND {_OPEN} LIMIT :cap) own)"
                 " + (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id IS NULL"
-                "  AND (held_by IS NULL OR held_by = :agent) AND deleted_at IS NULL AND status <> 'closed'"
-                "  LIMIT :cap) pool)"
+                f"  AND (held_by IS NULL OR held_by = :agent) AND {_OPEN} AND {_MEMBER} LIMIT :cap) pool)"
             ),
-            {"agent": agent_id, "cap": cap},
+            {"agent": agent_id, "cap": cap, "general": general_pool},
         )
     ).scalar_one()
 
@@ -161,24 +191,34 @@ async def record_disposition(
     effect: DispositionEffect,
     call_id: uuid.UUID | None,
     find_call: bool = False,
+    mark_dnc: bool = False,
 ) -> None:
     """Release the agent's lead with its new status and record the contact, in one transaction.
 
-    ``find_call`` looks up the agent's latest call to the lead when the caller does not know it.
+    ``find_call`` looks up the agent's latest call to the lead when the caller does not know it;
+    ``mark_dnc`` puts the lead's number on the system-wide do-not-call list.
     Raises NotYourLead (and changes nothing) unless the agent holds the lead.
     """
+    moved = effect.move_to_campaign is not None
     updated = (
         await session.execute(
             text(
                 "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, status = :status,"
                 " next_attempt_at = :next, callback_at = :callback_at, attempts = attempts + 1,"
-                " last_outcome = :outcome WHERE id = :lead AND held_by = :agent RETURNING id"
+                " last_outcome = :outcome, notes = notes || :notes, attributes = attributes || :attributes,"
+                " campaign_id = CASE WHEN :moved THEN :campaign ELSE campaign_id END,"
+                " owner_id = CASE WHEN :moved THEN NULL ELSE owner_id END"
+                " WHERE id = :lead AND held_by = :agent RETURNING phone_e164"
             ),
             {
                 "status": effect.status,
                 "next": effect.next_attempt_at,
                 "callback_at": effect.callback_at,
                 "outcome": outcome,
+                "notes": effect.append_notes,
+                "attributes": json.dumps(effect.attributes, ensure_ascii=False),
+                "moved": moved,
+                "campaign": effect.move_to_campaign,
                 "lead": lead_id,
                 "agent": agent_id,
             },
@@ -187,6 +227,10 @@ async def record_disposition(
     if updated is None:
         await session.rollback()
         raise NotYourLead(lead_id)
+    if mark_dnc:
+        await dnc.add_numbers(
+            session, [updated[0]], campaign_id=None, reason="agent_disposition", added_by=agent_id
+        )
     if call_id is None and find_call:
         call_id = (
             await session.execute(

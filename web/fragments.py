@@ -7,11 +7,13 @@ page it changes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.agent_state import PAUSE_REASONS
-from storage.models import Outcome
+from storage.models import Outcome, Role
 from web.templating import env
 
 OUTCOMES = [o.value for o in Outcome]
@@ -42,16 +44,23 @@ def _call(data: dict[str, Any] | None, *, live: bool = False) -> dict[str, Any] 
     return {**data, "duration_human": human_duration(data.get("duration_s")), "live": live}
 
 
-def _lead_parts(lead: dict[str, Any] | None, call: dict[str, Any] | None = None, **card: Any) -> str:
+def _lead_parts(
+    lead: dict[str, Any] | None, call: dict[str, Any] | None = None, *, tmk: bool = False, **card: Any
+) -> str:
     """The lead card, the call panel and the outcome form: the parts that change with the lead."""
     return (
         _fragment("lead_card", lead=lead, **card)
         + _fragment("call_panel", lead=lead, call=call)
-        + _fragment("outcome", lead=lead)
+        + _fragment("outcome", lead=lead, tmk=tmk)
     )
 
 
-def render_event(event: dict[str, Any]) -> str:
+def renderer_for(role: str) -> Callable[[dict[str, Any]], str]:
+    """The event renderer of one agent's page (TMK agents also book trial lessons)."""
+    return functools.partial(render_event, tmk=role == Role.TMK)
+
+
+def render_event(event: dict[str, Any], *, tmk: bool = False) -> str:
     """The HTML fragments for one server event ("" for events the page does not show)."""
     kind = event["type"]
     if kind == "snapshot":
@@ -59,12 +68,12 @@ def render_event(event: dict[str, Any]) -> str:
             _fragment("connection", connection="ok")
             + _fragment("agent_state", agent=_agent(event["agent"]))
             + _fragment("warnings", warnings=event["warnings"])
-            + _lead_parts(event["lead"], _call(event["call"]))
+            + _lead_parts(event["lead"], _call(event["call"]), tmk=tmk)
         )
     if kind == "agent.state":
         return _fragment("agent_state", agent=_agent(event))
     if kind == "lead.assigned":
-        return _lead_parts(event["lead"])
+        return _lead_parts(event["lead"], tmk=tmk)
     if kind == "lead.none":
         return _lead_parts(None, none_reason=event["reason"], next_due_at=event.get("next_due_at"))
     if kind == "lead.disposed":

@@ -29,6 +29,7 @@ def _links() -> list[Link]:
         Link(
             "/imports", _("Import leads"), _("Upload a CSV or Excel file of leads."), Permission.IMPORT_LEADS
         ),
+        Link("/campaigns", _("Campaigns"), _("Lead pools, their agents and teams."), Permission.MANAGE_LEADS),
         Link(
             "/allocation",
             _("Allocate"),
