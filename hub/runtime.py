@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub import retention
 from hub.agents import AgentDesk
 from hub.bus import Bus
 from hub.calls import CallDesk
@@ -78,6 +79,8 @@ class Hub:
         self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
         self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
         self._every(600, lambda: sweep_abandoned_uploads(self), "upload-sweeper")
+        if s.retention_days > 0:
+            self._every(3600, self._purge_expired, "retention")
         if s.kafka_bootstrap:
             from hub.registrations import RegistrationIntake
 
@@ -121,6 +124,9 @@ class Hub:
                     log.exception("event=periodic_job_failed job=%s", name)
 
         self._loops.append(asyncio.create_task(loop(), name=name))
+
+    async def _purge_expired(self) -> None:
+        await retention.purge_expired(self)
 
     async def _heartbeat(self) -> None:
         agent_ids = self.agents.connected_agent_ids()

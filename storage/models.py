@@ -209,6 +209,7 @@ class Lead(Base):
             postgresql_where=text("source_event_id IS NOT NULL"),
         ),
         Index("leads_batch", "batch_id"),
+        Index("leads_customer", "customer_id"),
         Index("leads_created", "created_at"),
         Index("leads_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
     )

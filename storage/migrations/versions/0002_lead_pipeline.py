@@ -44,6 +44,7 @@ CREATE UNIQUE INDEX leads_source_event ON leads (source_event_id) WHERE source_e
 CREATE INDEX leads_pool_claimable ON leads (next_attempt_at, id)
     WHERE owner_id IS NULL AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed';
 CREATE INDEX leads_batch ON leads (batch_id);
+CREATE INDEX leads_customer ON leads (customer_id);
 CREATE INDEX leads_created ON leads (created_at);
 CREATE INDEX leads_deleted ON leads (deleted_at) WHERE deleted_at IS NOT NULL;
 
@@ -84,6 +85,7 @@ DROP TABLE dnc_numbers;
 DROP INDEX leads_deleted;
 DROP INDEX leads_created;
 DROP INDEX leads_batch;
+DROP INDEX leads_customer;
 DROP INDEX leads_pool_claimable;
 DROP INDEX leads_source_event;
 ALTER TABLE leads DROP COLUMN notes, DROP COLUMN source_event_id, DROP COLUMN source, DROP COLUMN campaign_id;
