@@ -662,3 +662,17 @@ def test_cn_mobile_fast_path_agrees_with_phonenumbers_on_every_prefix():
 def test_fast_path_respects_the_default_region(national, region):
     assert normalise_phone(national, region) == _to_e164(national, region)
     assert normalise_phone("+86" + national, region) == _to_e164("+86" + national, region)
+
+
+def test_a_zip_bomb_disguised_as_xlsx_is_refused_before_inflating(tmp_path):
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            chunk = b"0" * (1 << 20)
+            for _ in range(450):  # 450 MB of zeros, a few hundred KB packed
+                sheet.write(chunk)
+    assert bomb.stat().st_size < 5 * (1 << 20)
+    with pytest.raises(SpreadsheetError) as refused:
+        next(read_rows(bomb, max_rows=10))
+    assert refused.value.code == "not_a_spreadsheet" and "unsafe" in refused.value.message

@@ -12,6 +12,7 @@ import csv
 import datetime
 import io
 import itertools
+import zipfile
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -261,7 +262,33 @@ def _sniff_delimiter(sample: list[str]) -> str:
 # --- XLSX / XLS ------------------------------------------------------------
 
 
+# A workbook is a zip: refuse one that would expand beyond this before any library inflates it.
+MAX_WORKBOOK_EXPANDED_BYTES = 400 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200
+
+
+def check_not_a_zip_bomb(path: Path) -> None:
+    """Raise ``not_a_spreadsheet`` for an XLSX whose declared contents are huge or absurdly compressed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SpreadsheetError("not_a_spreadsheet", f"{_NOT_A_SPREADSHEET} (a damaged archive)") from exc
+    expanded = sum(e.file_size for e in entries)
+    packed = sum(e.compress_size for e in entries) or 1
+    if expanded > MAX_WORKBOOK_EXPANDED_BYTES or (
+        expanded > 10 * 1024 * 1024 and expanded / packed > MAX_COMPRESSION_RATIO
+    ):
+        raise SpreadsheetError(
+            "not_a_spreadsheet",
+            f"The workbook would expand to {expanded // (1 << 20)} MB; it is refused as unsafe "
+            "(save it as CSV, or split it)",
+        )
+
+
 def _workbook_rows(path: Path) -> Generator[list[str], None, None]:
+    if detect_kind(path) == "xlsx":
+        check_not_a_zip_bomb(path)
     try:
         workbook = CalamineWorkbook.from_path(path)
     except CalamineError as exc:
