@@ -163,8 +163,17 @@ async def test_bad_files_and_mappings_get_clear_errors_and_import_nothing(hub_se
     empty = await _import(http, "header-only.csv", "序号,楼盘,姓名,电话\n".encode())
     assert empty["status"] == "failed" and "no data rows" in empty["error"]
     await http.aclose()
+    uploads = hub_server.log_path.parent / f"data-{hub_server.port}" / "uploads"
     async with db() as s:
         assert (await s.execute(text("SELECT count(*) FROM leads"))).scalar() == 0
+        waiting = {
+            r[0]
+            for r in await s.execute(
+                text("SELECT mapping->>'path' FROM import_batches WHERE status = 'uploaded'")
+            )
+        }
+    # Only the upload still waiting for its column mapping is kept; finished and failed ones are gone.
+    assert {p.name for p in uploads.iterdir()} == waiting and len(waiting) == 1
 
 
 async def test_api_import_with_mapping_and_agent_wakes_up(hub_server, db):
@@ -233,3 +242,14 @@ async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_p
         timeout=60,
     )
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == "not_found"
+
+
+async def test_files_over_the_size_limit_are_refused_unread(start_hub, db):
+    server = start_hub(LINEUP_UPLOAD_MAX_BYTES="2000000")
+    await add_user(db, "sal", role="supervisor")
+    http = await _signed_in(server.base, "sal")
+    big = _csv([["name", "phone"]] + [["X" * 20, "13812345678"]] * 80_000)
+    assert len(big) > 2_000_000
+    response = await _upload(http, "big.csv", big)
+    assert response.status_code == 413 and "limit is 1 MB" in response.text
+    await http.aclose()
