@@ -78,13 +78,15 @@ async def held_lead(session: AsyncSession, agent_id: int) -> HeldLead | None:
     return _row(row) if row else None
 
 
-# Which shared-pool leads an agent may work: those of the campaigns the agent belongs to (directly
-# or through the team), and for sales agents (:general) the leads of no campaign.
+# Which shared-pool leads an agent may work: those of the active campaigns of the agent's kind
+# (sales / tmk) that it belongs to, directly or through its team (as storage.campaigns.
+# campaigns_of_agent), and for sales agents (:general) the leads of no campaign.
 _MEMBER = (
-    "(campaign_id IS NULL AND :general OR campaign_id IN ("
-    "SELECT campaign_id FROM campaign_agents WHERE user_id = :agent UNION ALL "
-    "SELECT ct.campaign_id FROM campaign_teams ct JOIN users u ON u.team_id = ct.team_id"
-    " WHERE u.id = :agent))"
+    "(campaign_id IS NULL AND :general OR campaign_id IN (SELECT c.id FROM campaigns c"
+    " WHERE c.active AND c.kind = (SELECT role FROM users WHERE id = :agent) AND (c.id IN"
+    " (SELECT campaign_id FROM campaign_agents WHERE user_id = :agent) OR c.id IN"
+    " (SELECT ct.campaign_id FROM campaign_teams ct JOIN users u ON u.team_id = ct.team_id"
+    " WHERE u.id = :agent))))"
 )
 # A do-not-call number is never dispensed, whoever owns the lead.
 _NOT_DNC = (
