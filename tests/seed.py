@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,3 +65,19 @@ async def token(base: str, username: str, password: str = PASSWORD) -> str:
         )
         response.raise_for_status()
         return response.json()["token"]
+
+
+def csrf_in(html: str) -> str:
+    """The CSRF token of a page's forms."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+async def signed_in(base: str, username: str, password: str = PASSWORD) -> httpx.AsyncClient:
+    """An HTTP client with a browser-like session, signed in through the login form."""
+    http = httpx.AsyncClient(base_url=base, timeout=60, headers={"accept": "text/html"})
+    csrf = csrf_in((await http.get("/login")).text)
+    response = await http.post("/login", data={"username": username, "password": password, "csrf": csrf})
+    assert response.status_code == 303, response.text
+    return http

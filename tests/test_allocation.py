@@ -14,7 +14,7 @@ from storage import allocation as store
 from storage import users as user_store
 from storage.lead_intake import NewLead, create_batch, insert_leads
 from tests.agent_client import AgentClient
-from tests.seed import PASSWORD, add_leads, add_user, cn_mobiles, token
+from tests.seed import PASSWORD, add_leads, add_user, cn_mobiles, csrf_in, signed_in, token
 
 HTML = {"accept": "text/html"}
 _HASH = hash_password(PASSWORD)
@@ -38,20 +38,6 @@ async def _agent(db, username: str, tier: str, team: str | None = None, role: st
 async def _team_id(db, name: str) -> int:
     async with db() as s:
         return (await user_store.team_named(s, name)).id
-
-
-async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30, headers=HTML)
-    page = await http.get("/login")
-    response = await http.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf": _csrf(page.text)}
-    )
-    assert response.status_code == 303
-    return http
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
 def _agent_counts(html: str) -> dict[int, int]:
@@ -113,14 +99,14 @@ async def _seed_floor(db) -> dict[str, int]:
 async def test_preview_then_commit_by_tier_ratio_deals_what_the_preview_showed(hub_server, db):
     ids = await _seed_floor(db)
     north = await _team_id(db, "North")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     page = await http.get("/allocation")
     assert page.status_code == 200 and "North" in page.text
     assert re.search(r'data-testid="pool-count">\s*90 unowned leads', page.text)
 
     preview = await http.post(
         "/allocation/preview",
-        data={"csrf": _csrf(page.text), "mode": "ratio", "ratio": "A:1, B:2", "team_id": str(north)},
+        data={"csrf": csrf_in(page.text), "mode": "ratio", "ratio": "A:1, B:2", "team_id": str(north)},
     )
     assert preview.status_code == 200, preview.text
     assert _agent_counts(preview.text) == {ids["ann"]: 18, ids["bob"]: 36, ids["cat"]: 36}
@@ -172,9 +158,9 @@ async def test_preview_then_commit_by_tier_ratio_deals_what_the_preview_showed(h
 
 async def test_commit_recomputes_and_reports_what_changed_after_the_preview(hub_server, db):
     ids = await _seed_floor(db)
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     page = await http.get("/allocation")
-    preview = await http.post("/allocation/preview", data={"csrf": _csrf(page.text), "mode": "even"})
+    preview = await http.post("/allocation/preview", data={"csrf": csrf_in(page.text), "mode": "even"})
     assert _agent_counts(preview.text) == {ids[n]: 18 for n in ("ann", "bob", "cat", "dan", "eve")}
     # Meanwhile an agent takes a lead and another supervisor gives 4 leads to dan.
     async with db() as s:
@@ -292,7 +278,7 @@ async def test_batch_filter_cap_and_the_shared_pool_side_by_side(hub_server, db)
 async def test_agents_may_not_allocate(hub_server, db):
     await add_user(db, "uma", role="sales")
     await add_leads(db, 5)
-    http = await _signed_in(hub_server.base, "uma")
+    http = await signed_in(hub_server.base, "uma")
     assert (await http.get("/allocation")).status_code == 403
     assert (await http.post("/allocation/preview", data={"mode": "even"})).status_code == 403
     await http.aclose()
@@ -312,8 +298,8 @@ async def test_bad_input_gets_a_clear_message_and_allocates_nothing(hub_server, 
     async with db() as s:
         spent = await create_batch(s, "spent.csv", None)
     await add_leads(db, 12)
-    http = await _signed_in(hub_server.base, "sue")
-    csrf = _csrf((await http.get("/allocation")).text)
+    http = await signed_in(hub_server.base, "sue")
+    csrf = csrf_in((await http.get("/allocation")).text)
     cases = [
         ({"mode": "ratio", "ratio": "A:x"}, "“A:x” is not TIER:WEIGHT"),
         ({"mode": "ratio", "ratio": "A:0,B:0"}, "At least one tier needs a weight above 0"),

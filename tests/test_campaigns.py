@@ -11,23 +11,11 @@ from sqlalchemy import text
 
 from storage import campaigns as store
 from storage import users as user_store
-from tests.seed import PASSWORD, add_leads, add_user, token
-
-
-async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30, headers={"accept": "text/html"})
-    csrf = _csrf((await http.get("/login")).text)
-    response = await http.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
-    assert response.status_code == 303
-    return http
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+from tests.seed import add_leads, add_user, csrf_in, signed_in, token
 
 
 async def _create(http: httpx.AsyncClient, name: str, kind: str) -> int:
-    csrf = _csrf((await http.get("/campaigns")).text)
+    csrf = csrf_in((await http.get("/campaigns")).text)
     created = await http.post("/campaigns", data={"csrf": csrf, "name": name, "kind": kind})
     assert created.status_code == 303, created.text
     location = created.headers["location"]
@@ -38,7 +26,7 @@ async def _create(http: httpx.AsyncClient, name: str, kind: str) -> int:
 async def _save(http: httpx.AsyncClient, campaign_id: int, **fields) -> httpx.Response:
     page = await http.get(f"/campaigns/{campaign_id}")
     assert page.status_code == 200
-    return await http.post(f"/campaigns/{campaign_id}", data={"csrf": _csrf(page.text), **fields})
+    return await http.post(f"/campaigns/{campaign_id}", data={"csrf": csrf_in(page.text), **fields})
 
 
 async def _in_team(db, user_id: int, team: str) -> int:
@@ -62,7 +50,7 @@ def _error(page: httpx.Response) -> str:
 
 async def test_create_on_the_page_refuses_duplicate_names_and_bad_input(hub_server, db):
     sue = await add_user(db, "sue", role="supervisor")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
 
     empty = await http.get("/campaigns")
     assert empty.status_code == 200 and 'data-testid="campaigns-empty"' in empty.text
@@ -75,7 +63,7 @@ async def test_create_on_the_page_refuses_duplicate_names_and_bad_input(hub_serv
     listing = await http.get("/campaigns")
     assert f'data-campaign-id="{spring}"' in listing.text and "Spring sales" in listing.text
 
-    csrf = _csrf(listing.text)
+    csrf = csrf_in(listing.text)
     for form, message in (
         ({"name": "  Spring sales ", "kind": "tmk"}, "A campaign with that name exists"),
         ({"name": "   ", "kind": "sales"}, "Give the campaign a name"),
@@ -114,7 +102,7 @@ async def test_members_by_kind_and_team_on_the_page(hub_server, db):
     tom = await add_user(db, "tom", role="tmk")
     north = await _in_team(db, sid, "North")
     await _in_team(db, tom, "North")  # a TMK agent in a team attached to a sales campaign
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     sales = await _create(http, "Sales pool", "sales")
     tmk = await _create(http, "Trial bookings", "tmk")
 
@@ -158,7 +146,7 @@ async def test_members_by_kind_and_team_on_the_page(hub_server, db):
 
 async def test_handoff_must_be_a_sales_campaign(hub_server, db):
     sue = await add_user(db, "sue", role="supervisor")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     sales = await _create(http, "Sales pool", "sales")
     tmk = await _create(http, "Trial bookings", "tmk")
     other_tmk = await _create(http, "Other TMK", "tmk")
@@ -316,7 +304,7 @@ async def test_api_with_bearer_token_counts_and_permissions(hub_server, db):
         assert (await http.get("/campaigns", headers={"accept": "text/html"})).status_code == 403
     async with httpx.AsyncClient(base_url=hub_server.base, timeout=30) as anonymous:
         assert (await anonymous.get("/api/campaigns")).status_code == 401
-    page_agent = await _signed_in(hub_server.base, "sam")
+    page_agent = await signed_in(hub_server.base, "sam")
     assert (await page_agent.get("/campaigns")).status_code == 403
     assert (await page_agent.get(f"/campaigns/{campaign['id']}")).status_code == 403
     await page_agent.aclose()

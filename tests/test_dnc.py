@@ -9,7 +9,7 @@ import openpyxl
 from sqlalchemy import text
 
 from storage import dnc
-from tests.seed import PASSWORD, add_user, token
+from tests.seed import add_user, signed_in, token
 
 A, B, C = "+8613812345678", "+8613987654321", "+8618611112222"
 
@@ -28,14 +28,6 @@ async def _campaign(db, name: str) -> int:
 async def _scalar(db, sql: str, **params):
     async with db() as s:
         return (await s.execute(text(sql), params)).scalar()
-
-
-async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30, headers={"accept": "text/html"})
-    csrf = await _csrf(http, "/login")
-    response = await http.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
-    assert response.status_code == 303
-    return http
 
 
 async def _csrf(http: httpx.AsyncClient, path: str = "/dnc") -> str:
@@ -73,7 +65,7 @@ async def test_lists_are_idempotent_and_scoped_to_campaigns(db):
 async def test_page_adds_searches_and_removes_masked_numbers_with_audit(hub_server, db):
     await add_user(db, "sue", role="supervisor")
     spring = await _campaign(db, "Spring")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
 
     typed = "138 1234 5678\n12345\n+86 139-8765-4321\n13812345678\n"
     added = await http.post(
@@ -127,7 +119,7 @@ async def test_page_adds_searches_and_removes_masked_numbers_with_audit(hub_serv
 async def test_page_bad_input_is_refused_and_changes_nothing(hub_server, db):
     await add_user(db, "sue", role="supervisor")
     await add_user(db, "ann")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     csrf = await _csrf(http)
     cases = [
         ({"phones": "13812345678", "campaign": ""}, "expired"),  # no CSRF token
@@ -145,7 +137,7 @@ async def test_page_bad_input_is_refused_and_changes_nothing(hub_server, db):
     assert bad_remove.status_code == 400
     await http.aclose()
 
-    agent = await _signed_in(hub_server.base, "ann")
+    agent = await signed_in(hub_server.base, "ann")
     assert (await agent.get("/dnc")).status_code == 403
     assert (await agent.post("/dnc/add", data={"phones": "13812345678"})).status_code == 403
     await agent.aclose()
@@ -162,7 +154,7 @@ async def _upload(http: httpx.AsyncClient, name: str, content: bytes, **fields: 
 async def test_upload_csv_and_xlsx_reports_invalid_rows(hub_server, db, tmp_path):
     await add_user(db, "sue", role="supervisor")
     spring = await _campaign(db, "Spring")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
 
     csv = "姓名,电话\n王伟,138 1234 5678\n李娜,12345\n\n张敏,+86 139 8765 4321\n赵强,\n".encode()
     first = await _upload(http, "dnc.csv", csv, campaign="", reason="complaint")

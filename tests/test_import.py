@@ -15,7 +15,7 @@ import openpyxl
 from sqlalchemy import text
 
 from tests.agent_client import AgentClient
-from tests.seed import PASSWORD, add_leads, add_user, token
+from tests.seed import add_leads, add_user, signed_in, token
 from tests.services import ROOT
 
 TEMPLATE_ROWS = [
@@ -32,15 +32,6 @@ def _csv(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode(encoding)
-
-
-async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=30, headers={"accept": "text/html"})
-    page = await http.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    response = await http.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
-    assert response.status_code == 303
-    return http
 
 
 async def _csrf(http: httpx.AsyncClient, path: str) -> str:
@@ -91,7 +82,7 @@ def _counts(result: dict) -> dict:
 
 async def test_upload_map_import_csv_gbk_xlsx_with_counts_dedup_and_dnc(hub_server, db, tmp_path):
     await add_user(db, "sue", role="supervisor")
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     first = await _import(http, "leads.csv", _csv(TEMPLATE_ROWS))
     assert first["status"] == "done"
     assert _counts(first) == {"total": 5, "inserted": 3, "invalid": 1, "duplicate": 1, "dnc": 0}
@@ -140,7 +131,7 @@ async def test_upload_map_import_csv_gbk_xlsx_with_counts_dedup_and_dnc(hub_serv
 
 async def test_bad_files_and_mappings_get_clear_errors_and_import_nothing(hub_server, db):
     await add_user(db, "sid", role="admin")
-    http = await _signed_in(hub_server.base, "sid")
+    http = await signed_in(hub_server.base, "sid")
     for name, content, message in [
         ("empty.csv", b"", "empty"),
         ("picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not a spreadsheet"),
@@ -247,7 +238,7 @@ async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_p
 async def test_files_over_the_size_limit_are_refused_unread(start_hub, db):
     server = start_hub(LINEUP_UPLOAD_MAX_BYTES="2000000")
     await add_user(db, "sal", role="supervisor")
-    http = await _signed_in(server.base, "sal")
+    http = await signed_in(server.base, "sal")
     big = _csv([["name", "phone"]] + [["X" * 20, "13812345678"]] * 80_000)
     assert len(big) > 2_000_000
     response = await _upload(http, "big.csv", big)

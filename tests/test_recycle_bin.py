@@ -14,7 +14,7 @@ from hub.runtime import Hub
 from hub.settings import Settings
 from storage.recycle import purge_leads_created_before
 from tests.agent_client import AgentClient
-from tests.seed import PASSWORD, add_user, cn_mobiles, token
+from tests.seed import add_user, cn_mobiles, signed_in, token
 
 
 async def _batch(
@@ -78,14 +78,6 @@ async def _scalar(db, sql: str, **params):
         return (await s.execute(text(sql), params)).scalar()
 
 
-async def _signed_in(base: str, username: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=base, timeout=60, headers={"accept": "text/html"})
-    csrf = await _csrf(http, "/login")
-    response = await http.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
-    assert response.status_code == 303
-    return http
-
-
 async def _csrf(http: httpx.AsyncClient, path: str = "/recycle-bin") -> str:
     page = await http.get(path)
     return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
@@ -121,7 +113,7 @@ async def test_page_deletes_by_batch_and_ids_skips_held_leads_and_restores(hub_s
     batch_b = await _batch(db, "autumn.csv")
     b_ids = await _leads(db, cn_mobiles(2, seed=2), batch_b)
 
-    http = await _signed_in(hub_server.base, "sue")
+    http = await signed_in(hub_server.base, "sue")
     by_batch = await _post(http, "/recycle-bin/delete", batch_id=str(batch_a))
     assert by_batch.status_code == 200, by_batch.text
     assert _counts(by_batch.text) == {"deleted": 2, "skipped_held": 1}
@@ -196,7 +188,7 @@ async def test_delete_all_and_purge_are_admin_only_and_erase_contact_history(hub
     assert (await agent.expect("lead.assigned"))["lead"]["id"] == kept  # held from now on
     assert await _scalar(db, "SELECT count(*) FROM contact_attempts WHERE lead_id = :l", l=worked) == 1
 
-    supervisor = await _signed_in(hub_server.base, "sue")
+    supervisor = await signed_in(hub_server.base, "sue")
     page = await supervisor.get("/recycle-bin")
     assert 'id="confirm-purge"' not in page.text and 'id="confirm-delete-all"' not in page.text
     assert (await _post(supervisor, "/recycle-bin/delete-all", confirm="DELETE ALL")).status_code == 403
@@ -208,7 +200,7 @@ async def test_delete_all_and_purge_are_admin_only_and_erase_contact_history(hub
         assert (await api.post("/api/leads/purge", json={"confirm": "PURGE"})).status_code == 403
     assert await _deleted_ids(db) == []
 
-    admin = await _signed_in(hub_server.base, "ada")
+    admin = await signed_in(hub_server.base, "ada")
     for word in ("delete all", "DELETE ALL ", ""):
         wrong = await _post(admin, "/recycle-bin/delete-all", confirm=word)
         assert wrong.status_code == 400 and "DELETE ALL" in _error(wrong.text)
@@ -310,7 +302,7 @@ async def test_api_flow_and_bad_input_changes_nothing(hub_server, db):
         assert (await api.get("/api/leads/deleted", params={"page": "x"}, headers=sue)).status_code == 400
         assert (await api.post("/api/leads/delete", json={"ids": [ids[2]]})).status_code == 401
 
-        http = await _signed_in(hub_server.base, "sue")
+        http = await signed_in(hub_server.base, "sue")
         page_refusals = [
             ("/recycle-bin/delete", {"batch_id": "999"}, "no import batch 999"),
             ("/recycle-bin/delete", {"ids": f"{ids[2]}, abc"}, "whole numbers"),
