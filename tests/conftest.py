@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub import embedded
 from storage.db import create_engine, session_factory
 from storage.migrate import migrate
+from tests.browser import launch_browser
 from tests.services import HubServer, create_database, drop_database
 
 RUN_ID = secrets.token_hex(4)
@@ -93,6 +95,13 @@ def start_hub(
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the whole run (each test opens its own context)."""
+    async for launched in launch_browser():
+        yield launched
 
 
 @pytest.fixture

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
+from tests.browser import sign_in
 from tests.seed import add_user
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 
 ROWS = 30_000  # two chunks for the job, so the page has something to show before the end
 DNC_ROW = 50
@@ -52,19 +51,6 @@ def leads_file() -> tuple[bytes, list[list[str]]]:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode(), rejected
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        missing = f"Chromium is missing at {CHROMIUM} (Debian package 'chromium')"
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture
