@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +23,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.intake import (
+    CandidateLead,
+    LeadCleaner,
+    RejectedRow,
     SpreadsheetError,
     TemplateError,
     detect_columns,
     estimate_rows,
-    normalise_phone,
     read_rows,
 )
 from hub.settings import Settings
@@ -39,7 +40,6 @@ from storage.db import session_factory
 log = logging.getLogger("lineup.import")
 
 CHUNK_ROWS = 20_000
-PROPERTY_KEY = "楼盘"  # the template's property column is kept as this attribute
 REJECT_REASONS = {
     "invalid_phone": "invalid phone",
     "duplicate_in_file": "repeated in this file",
@@ -144,11 +144,16 @@ async def run_import(
     status, error = "failed", ""
     try:
         await progress.report("running", counts, force=True)
-        # One transaction for the whole file: an import lands whole or not at all.
         async with engine.connect() as conn:
             await job_store.create_staging(conn)
-            await _stream(conn, path, batch_id, mapping, campaign_id, settings, counts, progress)
             await conn.commit()
+            await _stream(conn, path, batch_id, mapping, settings, counts, progress)
+            settled = await job_store.settle(
+                conn, batch_id=batch_id, campaign_id=campaign_id, dedup_window_days=settings.dedup_window_days
+            )
+        counts.update(
+            duplicate=counts["duplicate"] + settled.duplicate, dnc=settled.dnc, inserted=settled.inserted
+        )
         status = "done"
     except ImportRefused as exc:
         error = exc.message
@@ -183,19 +188,18 @@ async def _stream(
     path: Path,
     batch_id: int,
     mapping: dict[str, int] | None,
-    campaign_id: int | None,
     settings: Settings,
     counts: dict[str, int],
     progress: _Progress,
 ) -> None:
-    """Clean the file chunk by chunk in a thread while Postgres settles the previous chunk."""
-    chunks: asyncio.Queue[tuple[list[job_store.StagedRow], int] | None] = asyncio.Queue(maxsize=2)
-    keys: list[str] = []
+    """Read, clean and stage the file chunk by chunk (parsing runs in a thread, COPY on the loop)."""
+    chunks: asyncio.Queue[tuple[list[job_store.StagedRow], list[job_store.RejectRow], int] | None]
+    chunks = asyncio.Queue(maxsize=2)  # back-pressure: at most two chunks in memory
     loop = asyncio.get_running_loop()
 
     def produce() -> None:
         try:
-            for chunk in _clean_chunks(path, mapping, settings, keys):
+            for chunk in _clean_chunks(path, mapping, settings):
                 asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
         finally:
             asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
@@ -203,22 +207,13 @@ async def _stream(
     producer = loop.run_in_executor(None, produce)
     try:
         while (chunk := await chunks.get()) is not None:
-            rows, read = chunk
-            await job_store.copy_chunk(conn, rows)
-            settled = await job_store.settle_chunk(
-                conn,
-                batch_id=batch_id,
-                campaign_id=campaign_id,
-                dedup_window_days=settings.dedup_window_days,
-                attribute_keys=keys,
-            )
-            invalid = sum(1 for row in rows if row[6] is not None)
-            counts["rows_read"] += read
-            counts["total"] += len(rows)
-            counts["invalid"] += invalid
-            counts["duplicate"] += settled.duplicate
-            counts["dnc"] += settled.dnc
-            counts["inserted"] += settled.inserted
+            staged, rejected, rows = chunk
+            await job_store.copy_staged(conn, staged)
+            await job_store.copy_rejects(conn, batch_id, rejected)
+            await conn.commit()
+            counts["rows_read"] += rows
+            counts["total"] += len(staged) + len(rejected)
+            counts["invalid"] += len(rejected)
             await progress.report("running", counts)
     finally:
         while not producer.done():  # unblock the producer if we stopped early
@@ -229,63 +224,46 @@ async def _stream(
     await producer  # re-raises ImportRefused from the parsing thread
 
 
-def _clean_chunks(
-    path: Path, mapping: dict[str, int] | None, settings: Settings, keys: list[str]
-) -> Iterator[tuple[list[job_store.StagedRow], int]]:
-    """Yield (staged rows, rows read) per chunk; fills ``keys`` with the attribute names.
-
-    The hot loop of a million-row import: one phone normalisation and a few slices per row.
-    Raises ImportRefused for unreadable files and files without data rows.
-    """
+def _clean_chunks(path: Path, mapping: dict[str, int] | None, settings: Settings):  # type: ignore[no-untyped-def]
+    """Yield (staged, rejected, rows read) per chunk; raises ImportRefused for unreadable files."""
     try:
         rows = read_rows(path, max_rows=settings.import_max_rows)
         header = next(rows, None)
         if header is None:
             raise ImportRefused("empty_file", "The file has no rows.")
-        columns = detect_columns(header, mapping)
+        cleaner = LeadCleaner(detect_columns(header, mapping), region=settings.default_region, dedupe=False)
+        staged: list[job_store.StagedRow] = []
+        rejected: list[job_store.RejectRow] = []
+        read = 0
+        for row in rows:
+            read += 1
+            result = cleaner.feed(row)
+            if isinstance(result, CandidateLead):
+                staged.append(_staged(result, row))
+            elif isinstance(result, RejectedRow) and result.reason != "empty_row":
+                rejected.append(job_store.RejectRow(result.row_number, result.reason, json.dumps(result.raw)))
+            if read >= CHUNK_ROWS:
+                yield staged, rejected, read
+                staged, rejected, read = [], [], 0
+        if cleaner.counts.total == 0:
+            raise ImportRefused("no_rows", "The file has a header but no data rows.")
+        yield staged, rejected, read
     except (SpreadsheetError, TemplateError) as exc:
         raise ImportRefused(exc.code, exc.message) from None
-    extras = sorted(columns.extras)
-    keys.extend(columns.extras[c] for c in extras)
-    if columns.property is not None:
-        keys.append(PROPERTY_KEY)
-    attribute_columns = [*extras, *([columns.property] if columns.property is not None else [])]
-    phone_col, name_col, area_col = columns.phone, columns.name, columns.area
-    region = settings.default_region
-    staged: list[job_store.StagedRow] = []
-    read = total = 0
-    row_number = 1  # the header is row 1
-    try:
-        for row in rows:
-            row_number += 1
-            read += 1
-            width = len(row)
-            if not "".join(row).strip():
-                continue  # blank rows are not counted
-            total += 1
-            phone = normalise_phone(row[phone_col], region) if phone_col < width else None
-            if phone is None:
-                staged.append((row_number, None, "", "", [], row, "invalid_phone"))
-            else:
-                staged.append(
-                    (
-                        row_number,
-                        phone,
-                        row[name_col].strip() if name_col is not None and name_col < width else "",
-                        row[area_col].strip() if area_col is not None and area_col < width else "",
-                        [(row[c].strip() or None) if c < width else None for c in attribute_columns],
-                        row,
-                        None,
-                    )
-                )
-            if read >= CHUNK_ROWS:
-                yield staged, read
-                staged, read = [], 0
-    except SpreadsheetError as exc:
-        raise ImportRefused(exc.code, exc.message) from None
-    if total == 0:
-        raise ImportRefused("no_rows", "The file has a header but no data rows.")
-    yield staged, read
+
+
+def _staged(lead: CandidateLead, row: list[str]) -> job_store.StagedRow:
+    attributes: dict[str, str] = dict(lead.attributes)
+    if lead.property:
+        attributes["楼盘"] = lead.property
+    return job_store.StagedRow(
+        row_number=lead.row_number,
+        phone_e164=lead.phone_e164,
+        name=lead.name or "",
+        area=lead.area or "",
+        attributes=json.dumps(attributes, ensure_ascii=False),
+        cells=json.dumps(row, ensure_ascii=False),
+    )
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -19,10 +19,21 @@ from storage.models import ImportBatch
 STAGING = "import_staging"
 
 
-# One staged row: (row_number, phone_e164 or None, name, area, attribute values, cells, reject reason).
-# Cells and attribute values travel as text[] (encoded by asyncpg in C); JSON is built in SQL, and
-# only for the rows that need it.
-StagedRow = tuple[int, str | None, str, str, list[str | None], list[str], str | None]
+@dataclass(frozen=True, slots=True)
+class StagedRow:
+    row_number: int
+    phone_e164: str
+    name: str
+    area: str
+    attributes: str  # JSON text, ready for COPY
+    cells: str  # JSON text of the row as read, for the rejected-rows download
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRow:
+    row_number: int
+    reason: str
+    cells: str  # JSON text
 
 
 async def create_batch(
@@ -81,24 +92,39 @@ async def fail_stale_batches(session: AsyncSession, started_before: datetime) ->
 
 
 async def create_staging(conn: AsyncConnection) -> None:
-    """This job's temporary tables (gone with the connection): one chunk of rows, and the phones seen."""
+    """A temporary table for this connection's import (gone when the connection closes)."""
     await conn.execute(
         text(
-            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text, name text NOT NULL,"
-            " area text NOT NULL, attr_values text[] NOT NULL, cells text[] NOT NULL, reason text)"
+            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text NOT NULL,"
+            " name text NOT NULL, area text NOT NULL, attributes jsonb NOT NULL, cells jsonb NOT NULL)"
         )
     )
-    await conn.execute(text("CREATE TEMP TABLE import_seen (phone_e164 text PRIMARY KEY)"))
 
 
-async def copy_chunk(conn: AsyncConnection, rows: list[StagedRow]) -> None:
-    """COPY one chunk of cleaned and rejected rows into the staging table."""
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for COPY."""
     raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(
-        STAGING,
-        records=rows,
-        columns=["row_number", "phone_e164", "name", "area", "attr_values", "cells", "reason"],
-    )
+    return raw.driver_connection
+
+
+async def copy_staged(conn: AsyncConnection, rows: list[StagedRow]) -> None:
+    """COPY a chunk of cleaned rows into the staging table."""
+    if rows:
+        await (await _driver(conn)).copy_records_to_table(
+            STAGING,
+            records=[(r.row_number, r.phone_e164, r.name, r.area, r.attributes, r.cells) for r in rows],
+            columns=["row_number", "phone_e164", "name", "area", "attributes", "cells"],
+        )
+
+
+async def copy_rejects(conn: AsyncConnection, batch_id: int, rows: list[RejectRow]) -> None:
+    """COPY a chunk of rejected rows (invalid phones) straight into import_rejects."""
+    if rows:
+        await (await _driver(conn)).copy_records_to_table(
+            "import_rejects",
+            records=[(batch_id, r.row_number, r.reason, r.cells) for r in rows],
+            columns=["batch_id", "row_number", "reason", "cells"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,70 +134,58 @@ class Settled:
     inserted: int
 
 
-async def settle_chunk(
-    conn: AsyncConnection,
-    *,
-    batch_id: int,
-    campaign_id: int | None,
-    dedup_window_days: int,
-    attribute_keys: list[str],
+async def settle(
+    conn: AsyncConnection, *, batch_id: int, campaign_id: int | None, dedup_window_days: int
 ) -> Settled:
-    """Turn the staged chunk into leads, inside the job's one transaction; returns its counts.
+    """Turn the staged rows into leads in one transaction; returns the set-based counts.
 
-    Verdicts for a phone: invalid (decided in Python), a repeat within the file (the first row
-    wins, across chunks through ``import_seen``), on a do-not-call list (system-wide or this
-    campaign), an existing lead (not deleted, created within the window; 0 = ever), else a new lead
-    whose customer is upserted by phone. Rejected rows keep their cells for the download.
+    Order of verdicts for a phone: a repeat within the file (the first row wins), then do-not-call
+    (system-wide or this campaign), then an existing lead (not deleted, created within the window;
+    window 0 = ever), else a new lead (its customer upserted by phone).
     """
-    params = {"batch": batch_id, "campaign": campaign_id, "window": dedup_window_days, "keys": attribute_keys}
+    params = {"batch": batch_id, "campaign": campaign_id, "window": dedup_window_days}
     steps = [
-        "INSERT INTO import_rejects (batch_id, row_number, reason, cells)"
-        f" SELECT :batch, row_number, reason, to_jsonb(cells) FROM {STAGING} WHERE reason IS NOT NULL",
-        f"CREATE TEMP TABLE import_firsts ON COMMIT DROP AS SELECT * FROM (SELECT DISTINCT ON (phone_e164) *"
-        f" FROM {STAGING} WHERE reason IS NULL ORDER BY phone_e164, row_number) f"
-        " WHERE NOT EXISTS (SELECT 1 FROM import_seen s WHERE s.phone_e164 = f.phone_e164)",
-        "INSERT INTO import_seen SELECT phone_e164 FROM import_firsts",
-        "INSERT INTO import_rejects (batch_id, row_number, reason, cells) SELECT :batch, s.row_number,"
-        f" 'duplicate_in_file', to_jsonb(s.cells) FROM {STAGING} s WHERE s.reason IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM import_firsts f WHERE f.row_number = s.row_number)",
-        "CREATE TEMP TABLE import_dnc ON COMMIT DROP AS SELECT f.row_number, f.cells FROM import_firsts f"
-        " WHERE EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = f.phone_e164"
+        f"CREATE TEMP TABLE import_firsts ON COMMIT DROP AS SELECT DISTINCT ON (phone_e164) * FROM {STAGING}"
+        " ORDER BY phone_e164, row_number",
+        "CREATE INDEX ON import_firsts (phone_e164)",
+        f"INSERT INTO import_rejects (batch_id, row_number, reason, cells) SELECT :batch, s.row_number,"
+        f" 'duplicate_in_file', s.cells FROM {STAGING} s"
+        " WHERE NOT EXISTS (SELECT 1 FROM import_firsts f WHERE f.row_number = s.row_number)",
+        "CREATE TEMP TABLE import_dnc ON COMMIT DROP AS SELECT f.* FROM import_firsts f WHERE EXISTS"
+        " (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = f.phone_e164"
         "  AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer)))",
         "INSERT INTO import_rejects (batch_id, row_number, reason, cells)"
-        " SELECT :batch, row_number, 'dnc', to_jsonb(cells) FROM import_dnc",
-        "CREATE TEMP TABLE import_known ON COMMIT DROP AS SELECT f.row_number, f.cells FROM import_firsts f"
-        " WHERE EXISTS (SELECT 1 FROM leads l WHERE l.phone_e164 = f.phone_e164 AND l.deleted_at IS NULL"
+        " SELECT :batch, row_number, 'dnc', cells FROM import_dnc",
+        "CREATE TEMP TABLE import_known ON COMMIT DROP AS SELECT f.* FROM import_firsts f WHERE EXISTS"
+        " (SELECT 1 FROM leads l WHERE l.phone_e164 = f.phone_e164 AND l.deleted_at IS NULL"
         "  AND (:window = 0 OR l.created_at >= now() - make_interval(days => :window)))"
         " AND NOT EXISTS (SELECT 1 FROM import_dnc d WHERE d.row_number = f.row_number)",
         "INSERT INTO import_rejects (batch_id, row_number, reason, cells)"
-        " SELECT :batch, row_number, 'duplicate_existing', to_jsonb(cells) FROM import_known",
-        "DELETE FROM import_firsts f"
-        " WHERE EXISTS (SELECT 1 FROM import_dnc d WHERE d.row_number = f.row_number)"
-        " OR EXISTS (SELECT 1 FROM import_known k WHERE k.row_number = f.row_number)",
-        "INSERT INTO customers (phone_e164, name, area) SELECT phone_e164, name, area FROM import_firsts"
+        " SELECT :batch, row_number, 'duplicate_existing', cells FROM import_known",
+        "CREATE TEMP TABLE import_fresh ON COMMIT DROP AS SELECT f.* FROM import_firsts f"
+        " WHERE NOT EXISTS (SELECT 1 FROM import_dnc d WHERE d.row_number = f.row_number)"
+        " AND NOT EXISTS (SELECT 1 FROM import_known k WHERE k.row_number = f.row_number)",
+        "INSERT INTO customers (phone_e164, name, area) SELECT phone_e164, name, area FROM import_fresh"
         " ON CONFLICT (phone_e164) DO NOTHING",
         "INSERT INTO leads (customer_id, batch_id, campaign_id, name, phone_e164, area, attributes, source)"
-        " SELECT c.id, :batch, :campaign, f.name, f.phone_e164, f.area,"
-        " jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), f.attr_values)), 'import'"
-        " FROM import_firsts f JOIN customers c ON c.phone_e164 = f.phone_e164 ORDER BY f.row_number",
+        " SELECT c.id, :batch, :campaign, f.name, f.phone_e164, f.area, f.attributes, 'import'"
+        " FROM import_fresh f JOIN customers c ON c.phone_e164 = f.phone_e164 ORDER BY f.row_number",
     ]
-    for sql in steps:
-        await conn.execute(text(sql), params)
-    duplicate, dnc, known, fresh = (
-        await conn.execute(
-            text(
-                f"SELECT (SELECT count(*) FROM {STAGING} WHERE reason IS NULL)"
-                " - (SELECT count(*) FROM import_firsts) - (SELECT count(*) FROM import_dnc)"
-                " - (SELECT count(*) FROM import_known),"
-                " (SELECT count(*) FROM import_dnc), (SELECT count(*) FROM import_known),"
-                " (SELECT count(*) FROM import_firsts)"
+    async with conn.begin():
+        for sql in steps:
+            await conn.execute(text(sql), params)
+        counts = (
+            await conn.execute(
+                text(
+                    f"SELECT (SELECT count(*) FROM {STAGING}) - (SELECT count(*) FROM import_firsts),"
+                    " (SELECT count(*) FROM import_dnc), (SELECT count(*) FROM import_known),"
+                    " (SELECT count(*) FROM import_fresh)"
+                )
             )
-        )
-    ).one()
-    for table in ("import_firsts", "import_dnc", "import_known"):
-        await conn.execute(text(f"DROP TABLE {table}"))
-    await conn.execute(text(f"TRUNCATE {STAGING}"))
-    return Settled(duplicate=duplicate + known, dnc=dnc, inserted=fresh)
+        ).one()
+        await conn.execute(text(f"TRUNCATE {STAGING}"))
+    in_file, dnc, known, fresh = counts
+    return Settled(duplicate=in_file + known, dnc=dnc, inserted=fresh)
 
 
 async def rejects(
