@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -105,6 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         lifespan="on",
     )
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler the process then exits
+    # normally, so the bundled Postgres and Redis are stopped (atexit) instead of left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.Server(config).run()
     return 0
 
