@@ -143,14 +143,3 @@ async def campaigns(session: AsyncSession) -> list[tuple[int, str]]:
     """Every campaign as (id, name), for choosing a list."""
     rows = await session.execute(text("SELECT id, name FROM campaigns ORDER BY name"))
     return [(r[0], r[1]) for r in rows]
-
-
-async def campaign_exists(session: AsyncSession, campaign_id: int) -> bool:
-    """Whether a campaign with this id exists."""
-    return bool(
-        (
-            await session.execute(
-                text("SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = :id)"), {"id": campaign_id}
-            )
-        ).scalar()
-    )

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Customer, ImportBatch, Lead
+from storage.models import Customer, Lead
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,18 +19,6 @@ class NewLead:
     area: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
     owner_id: int | None = None
-
-
-async def create_batch(session: AsyncSession, filename: str, created_by: int | None) -> int:
-    batch_id = (
-        await session.execute(
-            insert(ImportBatch)
-            .values(filename=filename[:255], created_by=created_by, status="running")
-            .returning(ImportBatch.id)
-        )
-    ).scalar_one()
-    await session.commit()
-    return batch_id
 
 
 async def insert_leads(

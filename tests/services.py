@@ -108,7 +108,7 @@ class HubServer:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # a child process starting: nothing to await but its port
         raise RuntimeError(f"hub did not start in 60 s: {self.log_tail()}")
 
     def log_tail(self) -> str:

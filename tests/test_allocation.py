@@ -12,7 +12,8 @@ from hub.allocation import AgentWeight, make_plan
 from hub.passwords import hash_password
 from storage import allocation as store
 from storage import users as user_store
-from storage.lead_intake import NewLead, create_batch, insert_leads
+from storage.import_jobs import create_batch
+from storage.lead_intake import NewLead, insert_leads
 from tests.agent_client import AgentClient
 from tests.seed import PASSWORD, add_leads, add_user, cn_mobiles, csrf_in, signed_in, token
 
@@ -234,8 +235,24 @@ async def test_batch_filter_cap_and_the_shared_pool_side_by_side(hub_server, db)
     await _agent(db, "eve", "B", "South")
     await add_user(db, "sue", role="supervisor")
     async with db() as s:
-        first = await create_batch(s, "march.csv", None)
-        second = await create_batch(s, "april.xlsx", None)
+        first = await create_batch(
+            s,
+            filename="march.csv",
+            created_by=None,
+            campaign_id=None,
+            bytes_total=0,
+            mapping={},
+            status="running",
+        )
+        second = await create_batch(
+            s,
+            filename="april.xlsx",
+            created_by=None,
+            campaign_id=None,
+            bytes_total=0,
+            mapping={},
+            status="running",
+        )
         phones = cn_mobiles(30, seed=9)
         await insert_leads(s, [NewLead(f"M{i}", p) for i, p in enumerate(phones[:10])], batch_id=first)
         await insert_leads(s, [NewLead(f"A{i}", p) for i, p in enumerate(phones[10:])], batch_id=second)
@@ -296,7 +313,15 @@ async def test_bad_input_gets_a_clear_message_and_allocates_nothing(hub_server, 
     await add_user(db, "sue", role="supervisor")
     empty_team = await _team_id(db, "Empty")
     async with db() as s:
-        spent = await create_batch(s, "spent.csv", None)
+        spent = await create_batch(
+            s,
+            filename="spent.csv",
+            created_by=None,
+            campaign_id=None,
+            bytes_total=0,
+            mapping={},
+            status="running",
+        )
     await add_leads(db, 12)
     http = await signed_in(hub_server.base, "sue")
     csrf = csrf_in((await http.get("/allocation")).text)

@@ -33,6 +33,7 @@ from hub.intake import SpreadsheetError, mask_phone, normalise_phone
 from hub.intake.number_lists import Numbers, normalise_all, read_number_file, whole_number
 from hub.permissions import Permission
 from storage import audit
+from storage import campaigns as campaign_store
 from storage import dnc as dnc_store
 from web.csrf import csrf_ok
 from web.i18n import _
@@ -68,7 +69,7 @@ async def _campaign(hub: Any, value: object) -> int | None:
     if campaign_id is None:
         raise BadInput(_("The list must be a campaign id, or empty for the system-wide list."))
     async with hub.db() as s:
-        exists = await dnc_store.campaign_exists(s, campaign_id)
+        exists = await campaign_store.get_campaign(s, campaign_id) is not None
     if not exists:
         raise BadInput(_("There is no campaign %(id)s.") % {"id": campaign_id})
     return campaign_id

@@ -205,7 +205,6 @@ async def import_events(request: Request) -> Response:
         pubsub = Redis(connection_pool=hub.redis.connection_pool).pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(progress_channel(hub.settings, batch_id))
         try:
-            current = batch
             # Subscribe first, then read the row: no update can fall between the two.
             async with hub.db() as s:
                 current = await job_store.get_batch(s, batch_id)
