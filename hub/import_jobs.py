@@ -1,4 +1,4 @@
-"""Lead import jobs: stream a file, clean rows, COPY them into Postgres, let Postgres settle them.
+"""Lead import jobs: stream a file, encode rows for COPY, let Postgres settle them chunk by chunk.
 
 A job runs in its own worker process (``python -m hub.import_worker``) so a million-row import
 never stalls the hub's event loop; ``lineup import`` runs the same ``run_import`` in-process.
@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,9 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.intake import (
-    CandidateLead,
-    LeadCleaner,
-    RejectedRow,
-    SpreadsheetError,
-    TemplateError,
-    detect_columns,
-    estimate_rows,
-    read_rows,
-)
+from hub.import_parser import ImportRefused, parsed_chunks
+from hub.intake import SpreadsheetError, estimate_rows
+from hub.intake.staging import STAGING_COLUMNS, StagingChunk
 from hub.settings import Settings
 from storage import audit
 from storage import import_jobs as job_store
@@ -39,22 +33,12 @@ from storage.db import session_factory
 
 log = logging.getLogger("lineup.import")
 
-CHUNK_ROWS = 20_000
 REJECT_REASONS = {
     "invalid_phone": "invalid phone",
     "duplicate_in_file": "repeated in this file",
     "duplicate_existing": "already a lead",
     "dnc": "on a do-not-call list",
 }
-
-
-class ImportRefused(Exception):
-    """The file cannot be imported; ``message`` tells the uploader why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -145,15 +129,9 @@ async def run_import(
     try:
         await progress.report("running", counts, force=True)
         async with engine.connect() as conn:
-            await job_store.create_staging(conn)
+            await job_store.begin_import(conn)
+            await _stream(conn, path, batch_id, mapping, campaign_id, settings, counts, progress)
             await conn.commit()
-            await _stream(conn, path, batch_id, mapping, settings, counts, progress)
-            settled = await job_store.settle(
-                conn, batch_id=batch_id, campaign_id=campaign_id, dedup_window_days=settings.dedup_window_days
-            )
-        counts.update(
-            duplicate=counts["duplicate"] + settled.duplicate, dnc=settled.dnc, inserted=settled.inserted
-        )
         status = "done"
     except ImportRefused as exc:
         error = exc.message
@@ -161,6 +139,8 @@ async def run_import(
         log.exception("event=import_failed batch=%s", batch_id)
         error = "The import failed because of an error on our side; nothing was imported. Please try again."
     finally:
+        if status != "done":  # the transaction rolled back: no verdict stands
+            counts.update(invalid=0, duplicate=0, dnc=0, inserted=0)
         await asyncio.to_thread(path.unlink, missing_ok=True)
     await progress.report(status, counts, force=True, error=error)
     async with db() as s:
@@ -188,82 +168,62 @@ async def _stream(
     path: Path,
     batch_id: int,
     mapping: dict[str, int] | None,
+    campaign_id: int | None,
     settings: Settings,
     counts: dict[str, int],
     progress: _Progress,
 ) -> None:
-    """Read, clean and stage the file chunk by chunk (parsing runs in a thread, COPY on the loop)."""
-    chunks: asyncio.Queue[tuple[list[job_store.StagedRow], list[job_store.RejectRow], int] | None]
-    chunks = asyncio.Queue(maxsize=2)  # back-pressure: at most two chunks in memory
+    """Settle each chunk in Postgres while the parser process reads the next (a pipeline: the
+    parser and Postgres each keep a core busy)."""
+    chunks: asyncio.Queue[StagingChunk | None] = asyncio.Queue(maxsize=2)  # at most two chunks in memory
     loop = asyncio.get_running_loop()
+    stop = threading.Event()
 
     def produce() -> None:
         try:
-            for chunk in _clean_chunks(path, mapping, settings):
+            parsed = parsed_chunks(
+                path,
+                mapping,
+                region=settings.default_region,
+                max_rows=settings.import_max_rows,
+                chunk_rows=settings.import_chunk_rows,
+            )
+            for chunk in parsed:
                 asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
+                if stop.is_set():
+                    parsed.close()  # stops the parser process
+                    break
         finally:
             asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
 
     producer = loop.run_in_executor(None, produce)
+    settled = job_store.Settled()
     try:
         while (chunk := await chunks.get()) is not None:
-            staged, rejected, rows = chunk
-            await job_store.copy_staged(conn, staged)
-            await job_store.copy_rejects(conn, batch_id, rejected)
-            await conn.commit()
-            counts["rows_read"] += rows
-            counts["total"] += len(staged) + len(rejected)
-            counts["invalid"] += len(rejected)
+            settled.add(
+                await job_store.settle_chunk(
+                    conn,
+                    chunk.pieces,
+                    STAGING_COLUMNS,
+                    batch_id=batch_id,
+                    campaign_id=campaign_id,
+                    dedup_window_days=settings.dedup_window_days,
+                )
+            )
+            counts["rows_read"] += chunk.rows_read
+            counts["total"] += chunk.staged
+            counts.update(asdict(settled))
             await progress.report("running", counts)
     finally:
+        stop.set()
         while not producer.done():  # unblock the producer if we stopped early
             if chunks.empty():
                 await asyncio.sleep(0.01)
             else:
                 chunks.get_nowait()
-    await producer  # re-raises ImportRefused from the parsing thread
-
-
-def _clean_chunks(path: Path, mapping: dict[str, int] | None, settings: Settings):  # type: ignore[no-untyped-def]
-    """Yield (staged, rejected, rows read) per chunk; raises ImportRefused for unreadable files."""
-    try:
-        rows = read_rows(path, max_rows=settings.import_max_rows)
-        header = next(rows, None)
-        if header is None:
-            raise ImportRefused("empty_file", "The file has no rows.")
-        cleaner = LeadCleaner(detect_columns(header, mapping), region=settings.default_region, dedupe=False)
-        staged: list[job_store.StagedRow] = []
-        rejected: list[job_store.RejectRow] = []
-        read = 0
-        for row in rows:
-            read += 1
-            result = cleaner.feed(row)
-            if isinstance(result, CandidateLead):
-                staged.append(_staged(result, row))
-            elif isinstance(result, RejectedRow) and result.reason != "empty_row":
-                rejected.append(job_store.RejectRow(result.row_number, result.reason, json.dumps(result.raw)))
-            if read >= CHUNK_ROWS:
-                yield staged, rejected, read
-                staged, rejected, read = [], [], 0
-        if cleaner.counts.total == 0:
-            raise ImportRefused("no_rows", "The file has a header but no data rows.")
-        yield staged, rejected, read
-    except (SpreadsheetError, TemplateError) as exc:
-        raise ImportRefused(exc.code, exc.message) from None
-
-
-def _staged(lead: CandidateLead, row: list[str]) -> job_store.StagedRow:
-    attributes: dict[str, str] = dict(lead.attributes)
-    if lead.property:
-        attributes["楼盘"] = lead.property
-    return job_store.StagedRow(
-        row_number=lead.row_number,
-        phone_e164=lead.phone_e164,
-        name=lead.name or "",
-        area=lead.area or "",
-        attributes=json.dumps(attributes, ensure_ascii=False),
-        cells=json.dumps(row, ensure_ascii=False),
-    )
+    await producer  # re-raises ImportRefused from the parser
+    if counts["total"] == 0:
+        raise ImportRefused("no_rows", "The file has a header but no data rows.")
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -275,6 +235,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "LINEUP_REDIS_PREFIX": settings.redis_prefix,
         "LINEUP_DEFAULT_REGION": settings.default_region,
         "LINEUP_IMPORT_MAX_ROWS": str(settings.import_max_rows),
+        "LINEUP_IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
         "LINEUP_DEDUP_WINDOW_DAYS": str(settings.dedup_window_days),
     }
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     upload_max_bytes: int = 200 * 1024 * 1024
     import_max_rows: int = 5_000_000
+    # Rows per chunk of an import: Postgres settles one while the parser reads the next.
+    import_chunk_rows: int = Field(default=50_000, ge=1)
     dedup_window_days: int = 0  # an existing lead blocks a re-import for this many days; 0 = forever
     # Leads created more than this many days ago are purged with their contact history; 0 = off.
     retention_days: int = Field(default=0, ge=0)

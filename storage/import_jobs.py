@@ -1,12 +1,15 @@
 """Import jobs: the batch row as a progress record, a staging table fed by COPY, and the set-based
 clean-up that turns staged rows into leads (de-duplication, do-not-call scrub, inserts).
 
-Python holds one chunk of rows at a time; duplicates and the do-not-call scrub are decided by
-Postgres over the whole file, so memory stays flat whatever the file size.
+Python holds one chunk of rows at a time and Postgres settles each chunk while Python reads the
+next; what must be remembered across chunks is in Postgres (the leads made so far carry the batch
+id; refused phones are in a temporary table), so memory stays flat whatever the file size.
+The whole import is one transaction: a failed import leaves nothing behind.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,23 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from storage.models import ImportBatch
 
 STAGING = "import_staging"
-
-
-@dataclass(frozen=True, slots=True)
-class StagedRow:
-    row_number: int
-    phone_e164: str
-    name: str
-    area: str
-    attributes: str  # JSON text, ready for COPY
-    cells: str  # JSON text of the row as read, for the rejected-rows download
-
-
-@dataclass(frozen=True, slots=True)
-class RejectRow:
-    row_number: int
-    reason: str
-    cells: str  # JSON text
 
 
 async def create_batch(
@@ -91,14 +77,138 @@ async def fail_stale_batches(session: AsyncSession, started_before: datetime) ->
     return ids
 
 
-async def create_staging(conn: AsyncConnection) -> None:
-    """A temporary table for this connection's import (gone when the connection closes)."""
+async def begin_import(conn: AsyncConnection) -> None:
+    """Open the import's transaction and its temporary tables (dropped at commit or rollback).
+
+    ``import_staging`` holds one chunk of staging CSV at a time (columns:
+    :data:`hub.intake.staging.STAGING_COLUMNS`); ``import_seen`` the phones refused so far as
+    do-not-call or existing leads.
+    """
+    await conn.begin()
+    # Chunk-sized sorts and hashes stay in memory; JIT compiling costs more than it saves on
+    # chunk-sized statements (its estimate is driven by the size of `leads`).
+    await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    await conn.execute(text("SET LOCAL jit = off"))
     await conn.execute(
         text(
-            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text NOT NULL,"
-            " name text NOT NULL, area text NOT NULL, attributes jsonb NOT NULL, cells jsonb NOT NULL)"
+            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text, name text NOT NULL,"
+            " area text NOT NULL, property text, extras jsonb, cells text NOT NULL) ON COMMIT DROP"
         )
     )
+    await conn.execute(text("CREATE TEMP TABLE import_seen (phone_e164 text PRIMARY KEY) ON COMMIT DROP"))
+
+
+@dataclass(slots=True)
+class Settled:
+    """Verdicts of the rows settled so far."""
+
+    invalid: int = 0
+    duplicate: int = 0
+    dnc: int = 0
+    inserted: int = 0
+
+    def add(self, other: Settled) -> None:
+        self.invalid += other.invalid
+        self.duplicate += other.duplicate
+        self.dnc += other.dnc
+        self.inserted += other.inserted
+
+
+# One statement settles a chunk. Verdicts for a row, in order:
+# - no valid phone: invalid_phone;
+# - its phone seen in an earlier row of the file (the first row wins): duplicate_in_file. Earlier in
+#   this chunk: `firsts`; an earlier chunk made it a lead: that lead has this batch id; an earlier
+#   chunk rejected it: `import_seen` (only those phones are remembered, a few per cent of a file);
+# - on a do-not-call list (system-wide or this campaign's): dnc;
+# - an existing lead (not deleted, created within the window; 0 = ever): duplicate_existing;
+# - else a new lead.
+# All parts see the snapshot before the statement, so this chunk's new leads are not "existing".
+# One probe of leads answers both lead questions: a phone with a lead of this batch has no other
+# lead in the window (its first row would have been refused), so any match decides.
+# The look-ups are index probes per row (LATERAL, OFFSET 0): left to itself the planner may hash
+# every lead in the window once per chunk, a cost that grows with the table instead of the chunk.
+_SETTLE_CHUNK = text(
+    f"""
+    WITH firsts AS (
+        SELECT phone_e164, min(row_number) AS row_number FROM {STAGING}
+        WHERE phone_e164 IS NOT NULL GROUP BY phone_e164
+    ), verdicts AS MATERIALIZED (
+        SELECT s.*, CASE
+            WHEN s.phone_e164 IS NULL THEN 'invalid_phone'
+            WHEN f.row_number <> s.row_number OR known.this_file
+                OR EXISTS (SELECT 1 FROM import_seen x WHERE x.phone_e164 = s.phone_e164)
+                THEN 'duplicate_in_file'
+            WHEN EXISTS (
+                SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = s.phone_e164
+                AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer)) OFFSET 0
+            ) THEN 'dnc'
+            WHEN known.this_file IS NOT NULL THEN 'duplicate_existing'
+        END AS reason
+        FROM {STAGING} s
+        LEFT JOIN firsts f ON f.phone_e164 = s.phone_e164
+        LEFT JOIN LATERAL (
+            SELECT l.batch_id IS NOT DISTINCT FROM :batch AS this_file FROM leads l
+            WHERE l.phone_e164 = s.phone_e164 AND l.deleted_at IS NULL
+            AND (l.batch_id = :batch OR :window = 0 OR l.created_at >= now() - make_interval(days => :window))
+            LIMIT 1
+        ) known ON true
+    ), remembered AS (
+        INSERT INTO import_seen (phone_e164)
+        SELECT phone_e164 FROM verdicts WHERE reason IN ('dnc', 'duplicate_existing')
+    ), rejected AS (
+        INSERT INTO import_rejects (batch_id, row_number, reason, cells)
+        SELECT :batch, row_number, reason, cells FROM verdicts WHERE reason IS NOT NULL
+        RETURNING reason
+    ), inserted AS (
+        INSERT INTO leads (batch_id, campaign_id, name, phone_e164, area, attributes, source)
+        SELECT :batch, CAST(:campaign AS integer), name, phone_e164, area,
+            CASE WHEN property IS NULL THEN coalesce(extras, '{{}}')
+            ELSE coalesce(extras, '{{}}') || jsonb_build_object('楼盘', property) END,
+            'import'
+        FROM verdicts WHERE reason IS NULL ORDER BY row_number
+        RETURNING 1
+    )
+    SELECT count(*) FILTER (WHERE reason = 'invalid_phone'),
+        count(*) FILTER (WHERE reason IN ('duplicate_in_file', 'duplicate_existing')),
+        count(*) FILTER (WHERE reason = 'dnc'),
+        (SELECT count(*) FROM inserted)
+    FROM rejected
+    """
+)
+
+
+async def settle_chunk(
+    conn: AsyncConnection,
+    chunk_csv: list[bytes],
+    columns: tuple[str, ...],
+    *,
+    batch_id: int,
+    campaign_id: int | None,
+    dedup_window_days: int,
+) -> Settled:
+    """COPY one chunk of staging CSV (in pieces of whole lines) and turn it into leads and rejected
+    rows, in the import's transaction opened by :func:`begin_import`; returns the chunk's verdicts."""
+    if not any(chunk_csv):
+        return Settled()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in chunk_csv:
+            yield piece
+
+    await conn.execute(text(f"TRUNCATE {STAGING}"))
+    await (await _driver(conn)).copy_to_table(
+        STAGING,
+        source=pieces(),
+        columns=list(columns),
+        format="csv",
+        force_not_null=["name", "area", "cells"],
+    )
+    invalid, duplicate, dnc, inserted = (
+        await conn.execute(
+            _SETTLE_CHUNK, {"batch": batch_id, "campaign": campaign_id, "window": dedup_window_days}
+        )
+    ).one()
+    return Settled(invalid=invalid, duplicate=duplicate, dnc=dnc, inserted=inserted)
 
 
 async def _driver(conn: AsyncConnection) -> Any:
@@ -107,94 +217,14 @@ async def _driver(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
-async def copy_staged(conn: AsyncConnection, rows: list[StagedRow]) -> None:
-    """COPY a chunk of cleaned rows into the staging table."""
-    if rows:
-        await (await _driver(conn)).copy_records_to_table(
-            STAGING,
-            records=[(r.row_number, r.phone_e164, r.name, r.area, r.attributes, r.cells) for r in rows],
-            columns=["row_number", "phone_e164", "name", "area", "attributes", "cells"],
-        )
-
-
-async def copy_rejects(conn: AsyncConnection, batch_id: int, rows: list[RejectRow]) -> None:
-    """COPY a chunk of rejected rows (invalid phones) straight into import_rejects."""
-    if rows:
-        await (await _driver(conn)).copy_records_to_table(
-            "import_rejects",
-            records=[(batch_id, r.row_number, r.reason, r.cells) for r in rows],
-            columns=["batch_id", "row_number", "reason", "cells"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    duplicate: int
-    dnc: int
-    inserted: int
-
-
-async def settle(
-    conn: AsyncConnection, *, batch_id: int, campaign_id: int | None, dedup_window_days: int
-) -> Settled:
-    """Turn the staged rows into leads in one transaction; returns the set-based counts.
-
-    Order of verdicts for a phone: a repeat within the file (the first row wins), then do-not-call
-    (system-wide or this campaign), then an existing lead (not deleted, created within the window;
-    window 0 = ever), else a new lead (its customer upserted by phone).
-    """
-    params = {"batch": batch_id, "campaign": campaign_id, "window": dedup_window_days}
-    steps = [
-        f"CREATE TEMP TABLE import_firsts ON COMMIT DROP AS SELECT DISTINCT ON (phone_e164) * FROM {STAGING}"
-        " ORDER BY phone_e164, row_number",
-        "CREATE INDEX ON import_firsts (phone_e164)",
-        f"INSERT INTO import_rejects (batch_id, row_number, reason, cells) SELECT :batch, s.row_number,"
-        f" 'duplicate_in_file', s.cells FROM {STAGING} s"
-        " WHERE NOT EXISTS (SELECT 1 FROM import_firsts f WHERE f.row_number = s.row_number)",
-        "CREATE TEMP TABLE import_dnc ON COMMIT DROP AS SELECT f.* FROM import_firsts f WHERE EXISTS"
-        " (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = f.phone_e164"
-        "  AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer)))",
-        "INSERT INTO import_rejects (batch_id, row_number, reason, cells)"
-        " SELECT :batch, row_number, 'dnc', cells FROM import_dnc",
-        "CREATE TEMP TABLE import_known ON COMMIT DROP AS SELECT f.* FROM import_firsts f WHERE EXISTS"
-        " (SELECT 1 FROM leads l WHERE l.phone_e164 = f.phone_e164 AND l.deleted_at IS NULL"
-        "  AND (:window = 0 OR l.created_at >= now() - make_interval(days => :window)))"
-        " AND NOT EXISTS (SELECT 1 FROM import_dnc d WHERE d.row_number = f.row_number)",
-        "INSERT INTO import_rejects (batch_id, row_number, reason, cells)"
-        " SELECT :batch, row_number, 'duplicate_existing', cells FROM import_known",
-        "CREATE TEMP TABLE import_fresh ON COMMIT DROP AS SELECT f.* FROM import_firsts f"
-        " WHERE NOT EXISTS (SELECT 1 FROM import_dnc d WHERE d.row_number = f.row_number)"
-        " AND NOT EXISTS (SELECT 1 FROM import_known k WHERE k.row_number = f.row_number)",
-        "INSERT INTO customers (phone_e164, name, area) SELECT phone_e164, name, area FROM import_fresh"
-        " ON CONFLICT (phone_e164) DO NOTHING",
-        "INSERT INTO leads (customer_id, batch_id, campaign_id, name, phone_e164, area, attributes, source)"
-        " SELECT c.id, :batch, :campaign, f.name, f.phone_e164, f.area, f.attributes, 'import'"
-        " FROM import_fresh f JOIN customers c ON c.phone_e164 = f.phone_e164 ORDER BY f.row_number",
-    ]
-    async with conn.begin():
-        for sql in steps:
-            await conn.execute(text(sql), params)
-        counts = (
-            await conn.execute(
-                text(
-                    f"SELECT (SELECT count(*) FROM {STAGING}) - (SELECT count(*) FROM import_firsts),"
-                    " (SELECT count(*) FROM import_dnc), (SELECT count(*) FROM import_known),"
-                    " (SELECT count(*) FROM import_fresh)"
-                )
-            )
-        ).one()
-        await conn.execute(text(f"TRUNCATE {STAGING}"))
-    in_file, dnc, known, fresh = counts
-    return Settled(duplicate=in_file + known, dnc=dnc, inserted=fresh)
-
-
 async def rejects(
     session: AsyncSession, batch_id: int, after_row: int, limit: int
 ) -> list[tuple[int, str, list[str]]]:
     """A page of a batch's rejected rows in row order (for the CSV download)."""
     rows = await session.execute(
         text(
-            "SELECT row_number, reason, cells FROM import_rejects WHERE batch_id = :b AND row_number > :after"
+            "SELECT row_number, reason, string_to_array(cells, chr(31)) FROM import_rejects"
+            " WHERE batch_id = :b AND row_number > :after"
             " ORDER BY row_number LIMIT :limit"
         ),
         {"b": batch_id, "after": after_row, "limit": limit},

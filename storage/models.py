@@ -86,6 +86,8 @@ class User(Base):
 
 
 class Customer(Base):
+    """The customer record of a phone number (name, notes); leads join it on ``phone_e164``."""
+
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     phone_e164: Mapped[str] = mapped_column(String(20), unique=True)
@@ -170,12 +172,10 @@ class ImportReject(Base):
     """A row an import refused, with the reason, for the uploader's download."""
 
     __tablename__ = "import_rejects"
-    batch_id: Mapped[int] = mapped_column(
-        ForeignKey("import_batches.id", ondelete="CASCADE"), primary_key=True
-    )
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # no foreign key: migration 0003
     row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
-    cells: Mapped[list[str]] = mapped_column(JSONB)
+    cells: Mapped[str] = mapped_column(Text)  # the row as read, joined with U+001F
 
 
 class Lead(Base):
@@ -190,7 +190,9 @@ class Lead(Base):
             "owner_id",
             "next_attempt_at",
             "id",
-            postgresql_where=text("held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"),
+            postgresql_where=text(
+                "owner_id IS NOT NULL AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"
+            ),
         ),
         Index(
             "leads_pool_claimable",
@@ -208,21 +210,22 @@ class Lead(Base):
             unique=True,
             postgresql_where=text("source_event_id IS NOT NULL"),
         ),
-        Index("leads_batch", "batch_id"),
-        Index("leads_customer", "customer_id"),
-        Index("leads_created", "created_at"),
+        Index("leads_batch", "batch_id", postgresql_using="brin"),
+        Index("leads_created", "created_at", postgresql_using="brin"),
         Index("leads_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # No foreign keys on leads' references (migration 0003): leads is the hot table, and every
+    # insert paid a per-row check for each (even a NULL one), every claim one on held_by. Import
+    # batches, users and campaigns are never deleted, and ids are checked where they come in.
+    batch_id: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200), server_default="")
     phone_e164: Mapped[str] = mapped_column(String(20))
     area: Mapped[str] = mapped_column(String(200), server_default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     status: Mapped[str] = mapped_column(String(16), server_default="new")
-    held_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    held_by: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime] = _now()
     callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -230,7 +233,7 @@ class Lead(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(32), server_default="import")
     source_event_id: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str] = mapped_column(Text, server_default="")

@@ -214,18 +214,18 @@ async def erase_leads(session: AsyncSession, lead_ids: list[int], counts: PurgeC
     counts.calls_anonymised += len(calls.all())
     gone = (
         await session.execute(
-            text("DELETE FROM leads WHERE id = ANY(:ids) RETURNING customer_id, batch_id"), ids
+            text("DELETE FROM leads WHERE id = ANY(:ids) RETURNING phone_e164, batch_id"), ids
         )
     ).all()
     counts.leads += len(gone)
-    customer_ids = sorted({r.customer_id for r in gone})
+    phones = sorted({r.phone_e164 for r in gone})
     batch_ids = sorted({r.batch_id for r in gone if r.batch_id is not None})
     customers = await session.execute(
         text(
-            "DELETE FROM customers c WHERE c.id = ANY(:ids)"
-            " AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.customer_id = c.id) RETURNING c.id"
+            "DELETE FROM customers c WHERE c.phone_e164 = ANY(:phones)"
+            " AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.phone_e164 = c.phone_e164) RETURNING c.id"
         ),
-        {"ids": customer_ids},
+        {"phones": phones},
     )
     counts.customers += len(customers.all())
     if batch_ids:

@@ -36,26 +36,17 @@ async def campaign_named(session: AsyncSession, name: str, kind: str) -> int:
     return campaign.id
 
 
-_INSERT_CUSTOMERS = text(
-    """
-    INSERT INTO customers (phone_e164, name)
-    SELECT * FROM unnest(CAST(:phones AS text[]), CAST(:names AS text[]))
-    ON CONFLICT (phone_e164) DO NOTHING
-    """
-)
-
-# One statement for the whole batch with a fixed text, so asyncpg prepares it once; the customers'
-# ids come from the join, and the unique partial index on source_event_id drops events seen before.
+# One statement for the whole batch with a fixed text, so asyncpg prepares it once; the unique
+# partial index on source_event_id drops events seen before.
 _INSERT_LEADS = text(
     """
     WITH inserted AS (
-        INSERT INTO leads (customer_id, campaign_id, name, phone_e164, attributes, source, source_event_id)
-        SELECT c.id, :campaign_id, r.name, r.phone, CAST(r.attributes AS jsonb), :source, r.event_id
+        INSERT INTO leads (campaign_id, name, phone_e164, attributes, source, source_event_id)
+        SELECT :campaign_id, r.name, r.phone, CAST(r.attributes AS jsonb), :source, r.event_id
         FROM unnest(
             CAST(:event_ids AS text[]), CAST(:names AS text[]),
             CAST(:phones AS text[]), CAST(:attributes AS text[])
         ) AS r(event_id, name, phone, attributes)
-        JOIN customers c ON c.phone_e164 = r.phone
         ORDER BY r.event_id
         ON CONFLICT (source_event_id) WHERE source_event_id IS NOT NULL DO NOTHING
         RETURNING 1
@@ -70,16 +61,14 @@ async def insert_registrations(
 ) -> int:
     """Insert the leads of these registrations in one transaction; returns how many were new.
 
-    Customers are upserted by phone. A registration whose ``event_id`` already made a lead (in an
-    earlier call, or earlier in this list) is skipped by ``ON CONFLICT DO NOTHING`` on the unique
-    ``leads_source_event`` index, so replaying a batch creates nothing twice. Rows are written in
-    phone and event order, so concurrent consumers lock in the same order and cannot deadlock.
+    A registration whose ``event_id`` already made a lead (in an earlier call, or earlier in this
+    list) is skipped by ``ON CONFLICT DO NOTHING`` on the unique ``leads_source_event`` index, so
+    replaying a batch creates nothing twice. Rows are written in event order, so concurrent
+    consumers lock in the same order and cannot deadlock.
     """
     if not registrations:
         return 0
     unique = sorted({r.event_id: r for r in reversed(registrations)}.values(), key=lambda r: r.event_id)
-    customers = dict(sorted({r.phone_e164: r.name for r in reversed(unique)}.items()))
-    await session.execute(_INSERT_CUSTOMERS, {"phones": list(customers), "names": list(customers.values())})
     created = (
         await session.execute(
             _INSERT_LEADS,

@@ -76,7 +76,7 @@ async def test_dnc_disposition_blocks_the_number_and_dial_rechecks(hub_server, d
     async with db() as s:
         await s.execute(
             text(
-                "INSERT INTO leads (customer_id, phone_e164, name, owner_id) SELECT customer_id, phone_e164,"
+                "INSERT INTO leads (phone_e164, name, owner_id) SELECT phone_e164,"
                 " 'Again', owner_id FROM leads WHERE phone_e164 = :p"
             ),
             {"p": phones[0]},

@@ -28,9 +28,9 @@ TEMPLATE_ROWS = [
 ]
 
 
-def _csv(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
+def _csv(rows: list[list[str]], encoding: str = "utf-8", quoting: int = csv.QUOTE_MINIMAL) -> bytes:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    csv.writer(out, lineterminator="\n", quoting=quoting).writerows(rows)
     return out.getvalue().encode(encoding)
 
 
@@ -196,26 +196,31 @@ async def test_api_import_with_mapping_and_agent_wakes_up(hub_server, db):
         assert (await anonymous.get(f"/api/imports/{created.json()['id']}")).status_code == 401
 
 
-async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_path):
-    await add_leads(db, 1)  # an unrelated existing lead
-    source = tmp_path / "leads.csv"
-    source.write_bytes(_csv(TEMPLATE_ROWS))
-    env = {
-        **os.environ,
-        "LINEUP_DATABASE_URL": database_url,
-        "LINEUP_REDIS_URL": redis_url,
-        "LINEUP_DATA_DIR": str(tmp_path / "var"),
-    }
+def _cli_import(database_url: str, redis_url: str, tmp_path, source, **env: str) -> tuple[int, dict]:
+    """``lineup import SOURCE``: its exit status and the JSON summary it prints."""
     done = subprocess.run(
         [sys.executable, "-m", "hub.cli", "import", str(source)],
         cwd=ROOT,
-        env=env,
+        env={
+            **os.environ,
+            "LINEUP_DATABASE_URL": database_url,
+            "LINEUP_REDIS_URL": redis_url,
+            "LINEUP_DATA_DIR": str(tmp_path / "var"),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_path):
+    await add_leads(db, 1)  # an unrelated existing lead
+    source = tmp_path / "leads.csv"
+    source.write_bytes(_csv(TEMPLATE_ROWS))
+    status, summary = _cli_import(database_url, redis_url, tmp_path, source)
+    assert status == 0, summary
     assert {k: summary[k] for k in ("total", "invalid", "duplicate", "dnc", "inserted")} == {
         "total": 5,
         "invalid": 1,
@@ -224,15 +229,72 @@ async def test_cli_import_prints_json_summary(database_url, redis_url, db, tmp_p
         "inserted": 3,
     }
     assert source.exists(), "the CLI keeps the user's own file"
-    bad = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "import", str(tmp_path / "missing.csv")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    status, summary = _cli_import(database_url, redis_url, tmp_path, tmp_path / "missing.csv")
+    assert status == 1 and summary["error"] == "not_found"
+
+
+async def test_verdicts_hold_across_chunks_and_a_failed_import_leaves_nothing(
+    database_url, redis_url, db, tmp_path
+):
+    """Chunks of two rows: a phone's first row decides, whichever chunk the repeats fall in."""
+    known, fresh, listed = "13600000001", "13700000002", "13900000003"
+    async with db() as s:
+        await s.execute(
+            text("INSERT INTO leads (name, phone_e164) VALUES ('Old', '+86' || :p)"), {"p": known}
+        )
+        await s.execute(text("INSERT INTO dnc_numbers (phone_e164) VALUES ('+86' || :p)"), {"p": listed})
+        await s.commit()
+    rows = [
+        ["姓名", "电话"],
+        ["A", fresh],  # row 2: new lead
+        ["B", listed],  # row 3: do-not-call
+        ["C", known],  # row 4: an existing lead
+        ["D", "12345"],  # row 5: invalid
+        ["E", f"+86 {fresh}"],  # row 6: repeats row 2 (a lead made by an earlier chunk)
+        ["F", listed],  # row 7: repeats row 3 (rejected by an earlier chunk)
+        ["G", known],  # row 8: repeats row 4
+        ["H", "13800000004"],  # row 9: new lead
+        ["I", "138 0000 0004"],  # row 10: repeats row 9 in the same chunk
+        ["J\rK", "13800000005"],  # row 11: new lead, a bare carriage return in a quoted cell
+    ]
+    source = tmp_path / "chunks.csv"
+    source.write_bytes(_csv(rows, quoting=csv.QUOTE_ALL))
+    _, summary = _cli_import(database_url, redis_url, tmp_path, source, LINEUP_IMPORT_CHUNK_ROWS="2")
+    assert {k: summary[k] for k in ("total", "invalid", "duplicate", "dnc", "inserted")} == {
+        "total": 10,
+        "invalid": 1,
+        "duplicate": 5,
+        "dnc": 1,
+        "inserted": 3,
+    }
+    async with db() as s:
+        reasons = dict(
+            (await s.execute(text("SELECT row_number, reason FROM import_rejects ORDER BY 1"))).all()
+        )
+        names = (
+            await s.execute(text("SELECT array_agg(name ORDER BY id) FROM leads WHERE batch_id IS NOT NULL"))
+        ).scalar()
+    assert reasons == {
+        3: "dnc",
+        4: "duplicate_existing",
+        5: "invalid_phone",
+        6: "duplicate_in_file",
+        7: "duplicate_in_file",
+        8: "duplicate_in_file",
+        10: "duplicate_in_file",
+    }
+    assert names == ["A", "H", "J\rK"]
+
+    # Too many rows, found only in the third chunk: the chunks settled before are undone too.
+    source.write_bytes(_csv([["姓名", "电话"], *[[f"N{i}", f"1370000{i:04d}"] for i in range(10, 16)]]))
+    _, refused = _cli_import(
+        database_url, redis_url, tmp_path, source, LINEUP_IMPORT_CHUNK_ROWS="2", LINEUP_IMPORT_MAX_ROWS="5"
     )
-    assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == "not_found"
+    assert refused["status"] == "failed" and "more than 5 rows" in refused["error"]
+    assert refused["inserted"] == 0
+    async with db() as s:
+        assert (await s.execute(text("SELECT count(*) FROM leads WHERE name LIKE 'N%'"))).scalar() == 0
+        assert (await s.execute(text("SELECT count(*) FROM import_rejects"))).scalar() == len(reasons)
 
 
 async def test_files_over_the_size_limit_are_refused_unread(start_hub, db):

@@ -1,4 +1,4 @@
-"""Tests for hub.intake: phone handling, file reading, template detection, cleaning.
+"""Tests for hub.intake: phone handling, file reading, template detection, staging CSV.
 
 Every file is written for real into tmp_path; nothing is mocked.
 """
@@ -6,9 +6,14 @@ Every file is written for real into tmp_path; nothing is mocked.
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime
+import io
+import json
 import random
 import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import openpyxl
@@ -18,14 +23,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hub.intake import (
-    CandidateLead,
     ColumnMap,
-    ImportCounts,
-    LeadCleaner,
-    RejectedRow,
     SpreadsheetError,
     TemplateError,
-    clean_rows,
     detect_columns,
     detect_kind,
     mask_national_number,
@@ -34,6 +34,7 @@ from hub.intake import (
     read_rows,
 )
 from hub.intake.phones import _to_e164
+from hub.intake.staging import CELL_SEPARATOR, PIECE_ROWS, STAGING_COLUMNS, StagingChunk, staging_chunks
 
 CN_HEADER = ["序号", "楼盘", "姓名", "电话"]
 CN_HEADER_AREA = [*CN_HEADER, "区域"]
@@ -53,22 +54,60 @@ def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Staged:
+    """One line of staging CSV, read back the way Postgres' ``COPY ... (FORMAT csv)`` sees it."""
+
+    row_number: int
+    phone: str | None  # NULL when the phone is not a valid number
+    name: str
+    area: str
+    property: str | None
+    extras: dict[str, str]
+    cells: list[str]  # the row as read
+
+
+def parse_staging(data: bytes) -> list[Staged]:
+    records = []
+    for line in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
+        assert len(line) == len(STAGING_COLUMNS), line
+        row_number, phone, name, area, property_, extras, cells = line
+        records.append(
+            Staged(
+                row_number=int(row_number),
+                phone=phone or None,
+                name=name,
+                area=area,
+                property=property_ or None,
+                extras=json.loads(extras) if extras else {},
+                cells=cells.split(CELL_SEPARATOR),
+            )
+        )
+    return records
+
+
+def stage(
+    rows: Iterable[list[str]], columns: ColumnMap, *, region: str = "CN", chunk_rows: int = 1000
+) -> tuple[list[Staged], list[StagingChunk]]:
+    """Data rows (header excluded) through ``staging_chunks``, parsed back, and the chunks."""
+    chunks = list(staging_chunks(rows, columns, region=region, chunk_rows=chunk_rows))
+    records = parse_staging(b"".join(piece for chunk in chunks for piece in chunk.pieces))
+    assert sum(chunk.staged for chunk in chunks) == len(records)
+    return records, chunks
+
+
 def import_file(
-    path: Path, *, max_rows: int = 1000, mapping: dict[str, int] | None = None
-) -> tuple[ColumnMap, list[CandidateLead | RejectedRow], ImportCounts]:
+    path: Path, *, max_rows: int = 1000, mapping: dict[str, int] | None = None, chunk_rows: int = 1000
+) -> tuple[ColumnMap, list[Staged], list[StagingChunk]]:
+    """``read_rows`` → ``detect_columns`` → ``staging_chunks``, as the import does."""
     rows = read_rows(path, max_rows=max_rows)
     columns = detect_columns(next(rows), mapping)
-    counts = ImportCounts()
-    results = list(clean_rows(rows, columns, region="CN", counts=counts))
-    return columns, results, counts
+    records, chunks = stage(rows, columns, chunk_rows=chunk_rows)
+    return columns, records, chunks
 
 
-def leads(results: list[CandidateLead | RejectedRow]) -> list[CandidateLead]:
-    return [r for r in results if isinstance(r, CandidateLead)]
-
-
-def rejected(results: list[CandidateLead | RejectedRow]) -> list[RejectedRow]:
-    return [r for r in results if isinstance(r, RejectedRow)]
+def rows_read(chunks: list[StagingChunk]) -> int:
+    return sum(chunk.rows_read for chunk in chunks)
 
 
 # --- phones: examples ------------------------------------------------------
@@ -212,7 +251,10 @@ def test_cn_national_forms_round_trip(data: st.DataObject, subscriber: str) -> N
     prefix = data.draw(st.sampled_from(["138", "139", "186"]))
     e164 = "+86" + prefix + subscriber
     assert normalise_phone(sprinkle(data.draw, prefix + subscriber)) == e164
-    assert normalise_phone(sprinkle(data.draw, "010" + subscriber)) == "+8610" + subscriber
+    # Not every 8 digits are a Beijing landline (010 100x xxxx and 010 800x xxxx are not).
+    landline = phonenumbers.parse("+8610" + subscriber)
+    expected = "+8610" + subscriber if phonenumbers.is_valid_number(landline) else None
+    assert normalise_phone(sprinkle(data.draw, "010" + subscriber)) == expected
 
 
 @given(number=valid_numbers())
@@ -254,15 +296,16 @@ CN_ROWS = [
 
 def test_utf8_csv_with_chinese_template(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "leads.csv", [",".join(CN_HEADER), *CN_ROWS])
-    columns, results, counts = import_file(path)
+    columns, staged, chunks = import_file(path)
     assert (columns.index, columns.property, columns.name, columns.phone, columns.area) == (0, 1, 2, 3, None)
-    assert [(lead.name, lead.phone_e164, lead.property, lead.row_number) for lead in leads(results)] == [
-        ("张三", "+8613812345678", "阳光花园", 2),
-        ("李四", "+8613912345678", "阳光花园", 3),
-        ("王五", "+861012345678", "翠湖天地", 4),
+    assert [(lead.name, lead.phone, lead.property, lead.area, lead.row_number) for lead in staged] == [
+        ("张三", "+8613812345678", "阳光花园", "", 2),
+        ("李四", "+8613912345678", "阳光花园", "", 3),
+        ("王五", "+861012345678", "翠湖天地", "", 4),
     ]
-    assert all(lead.attributes == {} for lead in leads(results))
-    assert counts.as_dict() == {"total": 3, "invalid": 0, "duplicate": 0, "inserted": 0}
+    assert all(lead.extras == {} for lead in staged)  # the 序号 column is not an extra
+    assert staged[1].cells == ["2", "阳光花园", "李四", "+86-139-1234-5678"]
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(3, 3)]
 
 
 def test_utf8_csv_with_bom(tmp_path: Path) -> None:
@@ -292,13 +335,13 @@ def test_mixed_utf8_and_gbk_csv(tmp_path: Path) -> None:
         ("3,滨江一号,欧阳娜娜,18612345678\r\n", "gb18030"),
     ]
     path.write_bytes(b"".join(text.encode(encoding) for text, encoding in lines))
-    _, results, counts = import_file(path)
-    assert [(lead.name, lead.property) for lead in leads(results)] == [
-        ("张三", "阳光花园"),
-        ("李四", "翠湖天地"),
-        ("欧阳娜娜", "滨江一号"),
+    _, staged, chunks = import_file(path)
+    assert [(lead.name, lead.property, lead.phone) for lead in staged] == [
+        ("张三", "阳光花园", "+8613812345678"),
+        ("李四", "翠湖天地", "+8613912345678"),
+        ("欧阳娜娜", "滨江一号", "+8618612345678"),
     ]
-    assert counts.total == 3
+    assert rows_read(chunks) == 3
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
@@ -313,14 +356,19 @@ def test_delimiter_is_sniffed(tmp_path: Path, delimiter: str) -> None:
 
 def test_single_column_csv(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "one.csv", ["电话", "13812345678", "13912345678"])
-    _, results, _ = import_file(path)
-    assert [lead.phone_e164 for lead in leads(results)] == ["+8613812345678", "+8613912345678"]
+    _, staged, _ = import_file(path)
+    assert [(lead.row_number, lead.phone, lead.name, lead.extras) for lead in staged] == [
+        (2, "+8613812345678", "", {}),
+        (3, "+8613912345678", "", {}),
+    ]
 
 
 def test_quoted_fields_with_newlines_and_commas(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "q.csv", ["姓名,电话,备注", '张三,13812345678,"想要, 三居室\n南向"'])
-    _, results, _ = import_file(path)
-    assert leads(results)[0].attributes == {"备注": "想要, 三居室\n南向"}
+    _, staged, _ = import_file(path)
+    (lead,) = staged
+    assert lead.extras == {"备注": "想要, 三居室\n南向"}
+    assert lead.cells == ["张三", "13812345678", "想要, 三居室\n南向"]
 
 
 def test_utf16_tab_separated_export(tmp_path: Path) -> None:
@@ -332,8 +380,12 @@ def test_utf16_tab_separated_export(tmp_path: Path) -> None:
 def test_xlsx_named_file_that_is_really_csv(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "leads.xlsx", [",".join(CN_HEADER), *CN_ROWS])
     assert detect_kind(path) == "csv"
-    _, results, _ = import_file(path)
-    assert len(leads(results)) == 3
+    _, staged, _ = import_file(path)
+    assert [(lead.name, lead.phone) for lead in staged] == [
+        ("张三", "+8613812345678"),
+        ("李四", "+8613912345678"),
+        ("王五", "+861012345678"),
+    ]
 
 
 def test_csv_is_read_lazily(tmp_path: Path) -> None:
@@ -375,23 +427,26 @@ def test_xlsx_with_chinese_template_area_and_formula(tmp_path: Path) -> None:
     assert rows[1][5] != "2"  # the formula was not evaluated
     assert rows[1][6] == "2024-05-01" or rows[1][6].startswith("2024-05-01T00:00")
 
-    columns, results, counts = import_file(path)
+    columns, staged, chunks = import_file(path)
     assert (columns.property, columns.name, columns.phone, columns.area) == (1, 2, 3, 4)
-    first, second, third = leads(results)
-    assert (first.name, first.phone_e164, first.area, first.property) == (
+    first, second, third = staged
+    assert (first.name, first.phone, first.area, first.property) == (
         "张三",
         "+8613812345678",
         "浦东",
         "阳光花园",
     )
-    assert first.attributes.get("备注") != "2"
-    assert second.attributes == {"备注": "老客户"}
-    assert second.phone_e164 == "+8613912345678"
+    assert first.extras.get("备注") != "2"
+    assert first.extras["来访日期"] == rows[1][6]
+    assert first.cells == rows[1]
+    assert second.extras == {"备注": "老客户"}
+    assert second.phone == "+8613912345678"
     # A landline typed as a number loses its trunk 0; it is still the same number.
-    assert third.phone_e164 == "+861012345678"
-    assert third.area is None
-    assert third.attributes == {"来访日期": "2024-05-02T14:30:00"}
-    assert counts.total == 3
+    assert third.phone == "+861012345678"
+    assert third.area == ""
+    assert third.extras == {"来访日期": "2024-05-02T14:30:00"}
+    assert [lead.row_number for lead in staged] == [2, 3, 4]
+    assert rows_read(chunks) == 3
 
 
 def test_xlsx_named_csv_is_read_as_workbook(tmp_path: Path) -> None:
@@ -410,9 +465,9 @@ def test_xlsx_too_many_rows(tmp_path: Path) -> None:
 
 def test_xlsx_header_only_and_empty_workbook(tmp_path: Path) -> None:
     header_only = write_xlsx(tmp_path / "header.xlsx", [CN_HEADER])
-    _, results, counts = import_file(header_only)
-    assert results == []
-    assert counts.as_dict() == {"total": 0, "invalid": 0, "duplicate": 0, "inserted": 0}
+    _, staged, chunks = import_file(header_only)
+    assert staged == []
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(0, 0)]
 
     empty = write_xlsx(tmp_path / "empty.xlsx", [])
     with pytest.raises(SpreadsheetError) as caught:
@@ -447,9 +502,10 @@ def test_blank_lines_only_is_empty(tmp_path: Path) -> None:
 
 def test_header_only_csv(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "header.csv", [",".join(CN_HEADER)])
-    _, results, counts = import_file(path)
-    assert results == []
-    assert counts.total == 0
+    _, staged, chunks = import_file(path)
+    assert staged == []
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(0, 0)]
+    assert b"".join(chunks[0].pieces) == b""
 
 
 def test_png_renamed_csv(tmp_path: Path) -> None:
@@ -514,16 +570,16 @@ def test_english_headers_case_insensitive(tmp_path: Path) -> None:
         tmp_path / "en.csv",
         ["No.,PROJECT,Name,Phone Number,Region,Budget", "1,Sunny Garden,Ann Lee,13812345678,Pudong,3M"],
     )
-    columns, results, _ = import_file(path)
+    columns, staged, _ = import_file(path)
     assert (columns.index, columns.property, columns.name, columns.phone, columns.area) == (0, 1, 2, 3, 4)
-    (lead,) = leads(results)
-    assert (lead.name, lead.phone_e164, lead.area, lead.property) == (
+    (lead,) = staged
+    assert (lead.name, lead.phone, lead.area, lead.property) == (
         "Ann Lee",
         "+8613812345678",
         "Pudong",
         "Sunny Garden",
     )
-    assert lead.attributes == {"Budget": "3M"}
+    assert lead.extras == {"Budget": "3M"}
 
 
 @pytest.mark.parametrize(
@@ -550,10 +606,10 @@ def test_first_matching_column_wins_and_others_are_kept() -> None:
 
 def test_explicit_mapping(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "m.csv", ["a,b,c,d", "x,y,张三,13812345678"])
-    columns, results, _ = import_file(path, mapping={"phone": 3, "name": 2})
+    columns, staged, _ = import_file(path, mapping={"phone": 3, "name": 2})
     assert (columns.phone, columns.name) == (3, 2)
-    (lead,) = leads(results)
-    assert (lead.name, lead.phone_e164, lead.attributes) == ("张三", "+8613812345678", {"a": "x", "b": "y"})
+    (lead,) = staged
+    assert (lead.name, lead.phone, lead.extras) == ("张三", "+8613812345678", {"a": "x", "b": "y"})
 
 
 @pytest.mark.parametrize(
@@ -592,10 +648,12 @@ def test_headerless_file_gets_a_hint() -> None:
     assert "header row" in caught.value.message
 
 
-# --- cleaning --------------------------------------------------------------
+# --- staging CSV -----------------------------------------------------------
 
 
-def test_duplicates_and_invalid_phones_are_counted(tmp_path: Path) -> None:
+def test_repeated_and_invalid_phones_are_all_staged(tmp_path: Path) -> None:
+    # Repeats within the file are Postgres' to find (tests/test_import.py); Python stages every
+    # non-blank row, an invalid phone as NULL.
     path = write_csv(
         tmp_path / "dups.csv",
         [
@@ -609,41 +667,88 @@ def test_duplicates_and_invalid_phones_are_counted(tmp_path: Path) -> None:
             "6,阳光花园,孙七,139 1234 5678",
         ],
     )
-    _, results, counts = import_file(path)
-    assert [(lead.name, lead.row_number) for lead in leads(results)] == [("张三", 2), ("赵六", 7)]
-    assert [(r.row_number, r.reason) for r in rejected(results)] == [
-        (3, "duplicate_in_file"),
-        (4, "invalid_phone"),
-        (6, "invalid_phone"),
-        (8, "duplicate_in_file"),
+    _, staged, chunks = import_file(path)
+    assert [(lead.row_number, lead.name, lead.phone) for lead in staged] == [
+        (2, "张三", "+8613812345678"),
+        (3, "张三again", "+8613812345678"),
+        (4, "李四", None),
+        (6, "王五", None),
+        (7, "赵六", "+8613912345678"),
+        (8, "孙七", "+8613912345678"),
     ]
-    assert rejected(results)[1].raw == ["3", "阳光花园", "李四", "12345"]
-    assert counts.as_dict() == {"total": 6, "invalid": 2, "duplicate": 2, "inserted": 0}
+    assert staged[2].cells == ["3", "阳光花园", "李四", "12345"]
+    assert staged[3].cells == ["4", "阳光花园", "王五", ""]
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(7, 6)]
 
 
-def test_lead_cleaner_feed_reports_empty_rows_without_counting() -> None:
-    cleaner = LeadCleaner(detect_columns(["姓名", "电话"]), region="CN")
-    assert cleaner.feed(["  ", ""]) == RejectedRow(2, ["  ", ""], "empty_row")
-    lead = cleaner.feed([" 张三 ", "13812345678", "extra"])
-    assert isinstance(lead, CandidateLead)
-    assert (lead.name, lead.row_number, lead.attributes) == ("张三", 3, {"column_3": "extra"})
-    assert cleaner.feed(["", "13812345678"]).reason == "duplicate_in_file"  # type: ignore[union-attr]
-    assert cleaner.counts == ImportCounts(total=2, invalid=0, duplicate=1)
+def test_blank_rows_are_skipped_but_numbered_and_long_rows_keep_their_cells() -> None:
+    columns = detect_columns(["姓名", "电话"])
+    staged, chunks = stage([["  ", ""], [" 张三 ", "13812345678", "extra"], ["", "13812345678"]], columns)
+    assert staged == [
+        Staged(
+            3, "+8613812345678", "张三", "", None, {"column_3": "extra"}, [" 张三 ", "13812345678", "extra"]
+        ),
+        Staged(4, "+8613812345678", "", "", None, {}, ["", "13812345678"]),
+    ]
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(3, 2)]
 
 
-def test_short_rows_and_blank_names(tmp_path: Path) -> None:
+def test_short_rows_and_blank_names() -> None:
     columns = detect_columns(CN_HEADER_AREA)
-    results = list(clean_rows([["1", "", "", "13812345678"]], columns, region="CN"))
-    (lead,) = results
-    assert isinstance(lead, CandidateLead)
-    assert (lead.name, lead.area, lead.property, lead.attributes) == (None, None, None, {})
+    (lead,), _ = stage([["1", "", "", "13812345678"]], columns)
+    assert (lead.name, lead.area, lead.property, lead.extras) == ("", "", None, {})
+    assert (lead.phone, lead.row_number, lead.cells) == ("+8613812345678", 2, ["1", "", "", "13812345678"])
 
 
 def test_region_applies_to_national_numbers() -> None:
     columns = detect_columns(["phone"])
-    (lead,) = clean_rows([["(415) 555-2671"]], columns, region="US")
-    assert isinstance(lead, CandidateLead)
-    assert lead.phone_e164 == "+14155552671"
+    (lead,), _ = stage([["(415) 555-2671"]], columns, region="US")
+    assert lead.phone == "+14155552671"
+    (lead,), _ = stage([["(415) 555-2671"]], columns, region="CN")
+    assert lead.phone == "+864155552671"
+
+
+def test_staging_chunks_cover_chunk_rows_file_rows_in_pieces_of_whole_lines(tmp_path: Path) -> None:
+    chunk_rows = 2 * PIECE_ROWS + 200
+    lines = []
+    for number in range(2, chunk_rows + 102):  # file row numbers: the header is row 1
+        if number % 10 == 0:
+            lines.append("" if number % 20 else ",,")  # blank rows, both kinds
+        else:
+            note = '"第一行\n第二行"' if number % 7 == 0 else "note"  # CSV lines of two text lines
+            lines.append(f"客户{number},138{number:08d},{note}")
+    path = write_csv(tmp_path / "big.csv", ["姓名,电话,备注", *lines])
+    _, staged, chunks = import_file(path, max_rows=10_000, chunk_rows=chunk_rows)
+
+    assert [chunk.rows_read for chunk in chunks] == [chunk_rows, 100]
+    non_blank = [number for number in range(2, chunk_rows + 102) if number % 10]
+    expected = [
+        [number for number in non_blank if number < chunk_rows + 2],
+        [number for number in non_blank if number >= chunk_rows + 2],
+    ]
+    assert [chunk.staged for chunk in chunks] == [len(numbers) for numbers in expected]
+    assert [lead.row_number for lead in staged] == non_blank
+    assert staged[5].extras == {"备注": "第一行\n第二行"}  # row 7
+    for chunk, numbers in zip(chunks, expected, strict=True):
+        assert [lead.row_number for lead in parse_staging(b"".join(chunk.pieces))] == numbers
+        # Each piece is whole CSV lines on its own: it parses alone and ends a line.
+        assert all(piece.endswith(b"\n") for piece in chunk.pieces)
+        sizes = [len(parse_staging(piece)) for piece in chunk.pieces]
+        full, rest = divmod(len(numbers), PIECE_ROWS)
+        assert sizes == [PIECE_ROWS] * full + ([rest] if rest else [])
+    assert len(chunks[0].pieces) > 1
+
+
+def test_staging_chunks_end_with_an_empty_chunk_on_a_chunk_boundary(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "even.csv", ["电话", "13812345678", "", "13912345678", "18612345678"])
+    _, staged, chunks = import_file(path, chunk_rows=2)
+    assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(2, 1), (2, 2), (0, 0)]
+    assert chunks[-1].pieces == []
+    assert [(lead.row_number, lead.phone) for lead in staged] == [
+        (2, "+8613812345678"),
+        (4, "+8613912345678"),
+        (5, "+8618612345678"),
+    ]
 
 
 # -- the fast path for Chinese mobiles agrees with phonenumbers --------------------------------
@@ -676,3 +781,16 @@ def test_a_zip_bomb_disguised_as_xlsx_is_refused_before_inflating(tmp_path):
     with pytest.raises(SpreadsheetError) as refused:
         next(read_rows(bomb, max_rows=10))
     assert refused.value.code == "not_a_spreadsheet" and "unsafe" in refused.value.message
+
+
+def test_carriage_returns_and_separators_typed_into_cells_survive_staging() -> None:
+    columns = detect_columns(["姓名", "电话", "备注"])
+    row = ["张\r三", "13812345678", "a\x1fb"]
+    (lead,), chunks = stage([row], columns)
+    # A bare "\r" is quoted (Postgres refuses it unquoted); the separator inside a cell is a space.
+    assert b'"\xe5\xbc\xa0\r\xe4\xb8\x89"' in chunks[0].pieces[0]
+    assert (lead.name, lead.extras, lead.cells) == (
+        "张\r三",
+        {"备注": "a\x1fb"},
+        ["张\r三", "13812345678", "a b"],
+    )

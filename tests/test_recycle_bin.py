@@ -45,27 +45,22 @@ async def _batch(
 async def _leads(
     db, phones: list[str], batch_id: int | None = None, owner_id: int | None = None, created_at=None
 ) -> list[int]:
-    """Leads (and their customers, one per phone) written with plain SQL; returns their ids."""
+    """Leads (and the customer record of each phone) written with plain SQL; returns their ids."""
     ids = []
     async with db() as s:
         for phone in phones:
-            customer = (
-                await s.execute(
-                    text(
-                        "INSERT INTO customers (phone_e164) VALUES (:p) ON CONFLICT (phone_e164)"
-                        " DO UPDATE SET phone_e164 = EXCLUDED.phone_e164 RETURNING id"
-                    ),
-                    {"p": phone},
-                )
-            ).scalar_one()
+            await s.execute(
+                text("INSERT INTO customers (phone_e164) VALUES (:p) ON CONFLICT (phone_e164) DO NOTHING"),
+                {"p": phone},
+            )
             ids.append(
                 (
                     await s.execute(
                         text(
-                            "INSERT INTO leads (customer_id, batch_id, owner_id, name, phone_e164, created_at)"
-                            " VALUES (:c, :b, :o, 'Lead', :p, coalesce(:at, now())) RETURNING id"
+                            "INSERT INTO leads (batch_id, owner_id, name, phone_e164, created_at)"
+                            " VALUES (:b, :o, 'Lead', :p, coalesce(:at, now())) RETURNING id"
                         ),
-                        {"c": customer, "b": batch_id, "o": owner_id, "p": phone, "at": created_at},
+                        {"b": batch_id, "o": owner_id, "p": phone, "at": created_at},
                     )
                 ).scalar_one()
             )

@@ -157,7 +157,7 @@ def _capped(header: list[str], rows: Iterator[list[str]], max_rows: int) -> Iter
 
 
 def _is_blank(row: list[str]) -> bool:
-    return all(not cell.strip() for cell in row)
+    return not "".join(row).strip()
 
 
 # --- CSV -------------------------------------------------------------------
@@ -171,17 +171,35 @@ def _csv_rows(path: Path) -> Generator[list[str], None, None]:
             text_lines: Iterable[str] = io.TextIOWrapper(f, encoding="utf-16", newline="")
         else:
             f.seek(0)
-            whole_utf8 = _is_valid_utf8(f)
+            plain_utf8 = _is_plain_utf8(f)
             f.seek(0)
-            text_lines = _decode_lines(_binary_lines(f), whole_utf8=whole_utf8)
+            # The common case decodes in C; a file that needs a closer look goes line by line.
+            text_lines = (
+                io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+                if plain_utf8
+                else _decode_lines(_binary_lines(f))
+            )
         yield from _parse_csv(text_lines)
 
 
-def _is_valid_utf8(f: BinaryIO) -> bool:
+def _is_plain_utf8(f: BinaryIO) -> bool:
+    """Whether the whole file is UTF-8 without NUL bytes or over-long lines (one pass)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 0  # length of the line that runs on at the end of the chunk read so far
     try:
         while chunk := f.read(_CHUNK_BYTES):
             decoder.decode(chunk)
+            if b"\x00" in chunk:
+                return False
+            first = chunk.find(b"\n")
+            if first < 0:
+                line += len(chunk)
+            else:  # lines inside a chunk are shorter than a chunk, far below the limit
+                line, longest = len(chunk) - chunk.rfind(b"\n") - 1, line + first
+                if longest >= _MAX_LINE_BYTES:
+                    return False
+            if line >= _MAX_LINE_BYTES:
+                return False
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
@@ -199,19 +217,16 @@ def _binary_lines(f: BinaryIO) -> Iterator[bytes]:
         yield line
 
 
-def _decode_lines(lines: Iterator[bytes], *, whole_utf8: bool) -> Iterator[str]:
-    """Decode each line: UTF-8 when the whole file is UTF-8, else per line.
+def _decode_lines(lines: Iterator[bytes]) -> Iterator[str]:
+    """Decode each line as UTF-8, else as GB18030.
 
     Files saved by Chinese Excel are GBK; files that were appended to by
-    different tools mix UTF-8 and GBK lines, so without a whole-file verdict each
-    line is tried as UTF-8 first and GB18030 (a superset of GBK) second.
+    different tools mix UTF-8 and GBK lines, so each line is tried as UTF-8
+    first and GB18030 (a superset of GBK) second.
     """
     for number, line in enumerate(lines):
         if number == 0 and line.startswith(codecs.BOM_UTF8):
             line = line[len(codecs.BOM_UTF8) :]
-        if whole_utf8:
-            yield line.decode("utf-8")
-            continue
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError:
