@@ -91,8 +91,9 @@ async def begin_import(conn: AsyncConnection) -> None:
     await conn.execute(text("SET LOCAL jit = off"))
     await conn.execute(
         text(
-            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text, name text NOT NULL,"
-            " area text NOT NULL, property text, extras jsonb, cells text NOT NULL) ON COMMIT DROP"
+            f"CREATE TEMP TABLE {STAGING} (row_number integer NOT NULL, phone_e164 text,"
+            " repeat boolean NOT NULL, name text NOT NULL, area text NOT NULL, property text, extras jsonb,"
+            " cells text NOT NULL) ON COMMIT DROP"
         )
     )
     await conn.execute(text("CREATE TEMP TABLE import_seen (phone_e164 text PRIMARY KEY) ON COMMIT DROP"))
@@ -116,9 +117,10 @@ class Settled:
 
 # One statement settles a chunk. Verdicts for a row, in order:
 # - no valid phone: invalid_phone;
-# - its phone seen in an earlier row of the file (the first row wins): duplicate_in_file. Earlier in
-#   this chunk: `firsts`; an earlier chunk made it a lead: that lead has this batch id; an earlier
-#   chunk rejected it: `import_seen` (only those phones are remembered, a few per cent of a file);
+# - its phone was in an earlier row of the file (the first row wins): duplicate_in_file. Earlier in
+#   this chunk: `repeat`, decided by the parser; an earlier chunk made it a lead: that lead has
+#   this batch id; an earlier chunk refused it: `import_seen` (only refused phones are remembered,
+#   a few per cent of a file);
 # - on a do-not-call list (system-wide or this campaign's): dnc;
 # - an existing lead (not deleted, created within the window; 0 = ever): duplicate_existing;
 # - else a new lead.
@@ -129,13 +131,10 @@ class Settled:
 # every lead in the window once per chunk, a cost that grows with the table instead of the chunk.
 _SETTLE_CHUNK = text(
     f"""
-    WITH firsts AS (
-        SELECT phone_e164, min(row_number) AS row_number FROM {STAGING}
-        WHERE phone_e164 IS NOT NULL GROUP BY phone_e164
-    ), verdicts AS MATERIALIZED (
+    WITH verdicts AS MATERIALIZED (
         SELECT s.*, CASE
             WHEN s.phone_e164 IS NULL THEN 'invalid_phone'
-            WHEN f.row_number <> s.row_number OR known.this_file
+            WHEN s.repeat OR known.this_file
                 OR EXISTS (SELECT 1 FROM import_seen x WHERE x.phone_e164 = s.phone_e164)
                 THEN 'duplicate_in_file'
             WHEN EXISTS (
@@ -145,10 +144,9 @@ _SETTLE_CHUNK = text(
             WHEN known.this_file IS NOT NULL THEN 'duplicate_existing'
         END AS reason
         FROM {STAGING} s
-        LEFT JOIN firsts f ON f.phone_e164 = s.phone_e164
         LEFT JOIN LATERAL (
             SELECT l.batch_id IS NOT DISTINCT FROM :batch AS this_file FROM leads l
-            WHERE l.phone_e164 = s.phone_e164 AND l.deleted_at IS NULL
+            WHERE NOT s.repeat AND l.phone_e164 = s.phone_e164 AND l.deleted_at IS NULL
             AND (l.batch_id = :batch OR :window = 0 OR l.created_at >= now() - make_interval(days => :window))
             LIMIT 1
         ) known ON true

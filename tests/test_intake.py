@@ -60,6 +60,7 @@ class Staged:
 
     row_number: int
     phone: str | None  # NULL when the phone is not a valid number
+    repeat: bool  # an earlier row of the chunk has this phone
     name: str
     area: str
     property: str | None
@@ -71,11 +72,13 @@ def parse_staging(data: bytes) -> list[Staged]:
     records = []
     for line in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
         assert len(line) == len(STAGING_COLUMNS), line
-        row_number, phone, name, area, property_, extras, cells = line
+        row_number, phone, repeat, name, area, property_, extras, cells = line
+        assert repeat in ("t", "f"), repeat
         records.append(
             Staged(
                 row_number=int(row_number),
                 phone=phone or None,
+                repeat=repeat == "t",
                 name=name,
                 area=area,
                 property=property_ or None,
@@ -652,8 +655,8 @@ def test_headerless_file_gets_a_hint() -> None:
 
 
 def test_repeated_and_invalid_phones_are_all_staged(tmp_path: Path) -> None:
-    # Repeats within the file are Postgres' to find (tests/test_import.py); Python stages every
-    # non-blank row, an invalid phone as NULL.
+    # Python stages every non-blank row, an invalid phone as NULL, and marks repeats within its
+    # chunk; repeats across chunks are Postgres' to find (tests/test_import.py).
     path = write_csv(
         tmp_path / "dups.csv",
         [
@@ -668,14 +671,17 @@ def test_repeated_and_invalid_phones_are_all_staged(tmp_path: Path) -> None:
         ],
     )
     _, staged, chunks = import_file(path)
-    assert [(lead.row_number, lead.name, lead.phone) for lead in staged] == [
-        (2, "张三", "+8613812345678"),
-        (3, "张三again", "+8613812345678"),
-        (4, "李四", None),
-        (6, "王五", None),
-        (7, "赵六", "+8613912345678"),
-        (8, "孙七", "+8613912345678"),
+    assert [(lead.row_number, lead.name, lead.phone, lead.repeat) for lead in staged] == [
+        (2, "张三", "+8613812345678", False),
+        (3, "张三again", "+8613812345678", True),
+        (4, "李四", None, False),
+        (6, "王五", None, False),
+        (7, "赵六", "+8613912345678", False),
+        (8, "孙七", "+8613912345678", True),
     ]
+    # A new chunk starts afresh: the second row of a phone in another chunk is not a repeat here.
+    _, staged, _ = import_file(path, chunk_rows=1)
+    assert not any(lead.repeat for lead in staged)
     assert staged[2].cells == ["3", "阳光花园", "李四", "12345"]
     assert staged[3].cells == ["4", "阳光花园", "王五", ""]
     assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(7, 6)]
@@ -686,9 +692,16 @@ def test_blank_rows_are_skipped_but_numbered_and_long_rows_keep_their_cells() ->
     staged, chunks = stage([["  ", ""], [" 张三 ", "13812345678", "extra"], ["", "13812345678"]], columns)
     assert staged == [
         Staged(
-            3, "+8613812345678", "张三", "", None, {"column_3": "extra"}, [" 张三 ", "13812345678", "extra"]
+            3,
+            "+8613812345678",
+            False,
+            "张三",
+            "",
+            None,
+            {"column_3": "extra"},
+            [" 张三 ", "13812345678", "extra"],
         ),
-        Staged(4, "+8613812345678", "", "", None, {}, ["", "13812345678"]),
+        Staged(4, "+8613812345678", True, "", "", None, {}, ["", "13812345678"]),
     ]
     assert [(chunk.rows_read, chunk.staged) for chunk in chunks] == [(3, 2)]
 

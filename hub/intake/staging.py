@@ -2,12 +2,14 @@
 
 A million-row import cannot afford a Python object per verdict: each data row becomes one CSV line
 for Postgres' ``COPY`` into the import's staging table, written by the C ``csv`` writer. Python
-decides only what needs Python (the phone number, via :func:`normalise_phone`); Postgres decides
-the rest over the whole file (repeats, do-not-call, existing leads). The columns, in order:
+decides what needs Python or only the chunk (the phone number, via :func:`normalise_phone`, and
+whether it repeats a phone earlier in the chunk); Postgres decides the rest across the whole file
+and the database (earlier chunks, do-not-call, existing leads). The columns, in order:
 
-``row_number, phone_e164, name, area, property, extras, cells``
+``row_number, phone_e164, repeat, name, area, property, extras, cells``
 
 - ``phone_e164`` is empty (NULL) when the phone cell is not a valid number;
+- ``repeat`` is ``t`` when an earlier row of the same chunk has the same phone, else ``f``;
 - ``property`` and ``extras`` are empty (NULL) when blank; ``extras`` is the JSON object of the
   non-blank cells of the other columns, keyed by their header text (``column_N`` for a blank
   header or a cell beyond the header): the lead's ``attributes``;
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from hub.intake.phones import normalise_phone
 from hub.intake.template import ColumnMap
 
-STAGING_COLUMNS = ("row_number", "phone_e164", "name", "area", "property", "extras", "cells")
+STAGING_COLUMNS = ("row_number", "phone_e164", "repeat", "name", "area", "property", "extras", "cells")
 CELL_SEPARATOR = "\x1f"
 
 
@@ -68,6 +70,7 @@ def staging_chunks(
     write = csv.writer(buffer, lineterminator="\r\n").writerow
     row_number, read, staged = first_row_number - 1, 0, 0
     pieces: list[bytes] = []
+    phones: set[str] = set()  # this chunk's
 
     def cut() -> None:
         if text := buffer.getvalue():
@@ -81,10 +84,14 @@ def staging_chunks(
         if "".join(row).strip():
             n = len(row)
             phone = normalise_phone(row[phone_at], region) if phone_at < n else None
+            repeat = phone in phones
+            if phone and not repeat:
+                phones.add(phone)
             write(
                 (
                     row_number,
                     phone,
+                    "t" if repeat else "f",
                     row[name_at].strip() if name_at is not None and name_at < n else "",
                     row[area_at].strip() if area_at is not None and area_at < n else "",
                     row[property_at].strip() if property_at is not None and property_at < n else "",
@@ -99,6 +106,7 @@ def staging_chunks(
             cut()
             yield StagingChunk(pieces, read, staged)
             pieces, read, staged = [], 0, 0
+            phones.clear()
     cut()
     yield StagingChunk(pieces, read, staged)
 
