@@ -24,6 +24,7 @@ from hub.dispositions import (
 from hub.identity import Principal
 from hub.intake.phones import mask_phone
 from hub.permissions import Permission, allows
+from hub.policy import Decision
 from hub.protocol import Command, ProtocolError, ack, error
 from storage import campaigns as campaign_store
 from storage import leads as lead_store
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lineup.agents")
 
 DEFAULT_SALES_CAMPAIGN = "Sales"  # receives TMK hand-offs when the TMK campaign names no other
+# Leads the contact policy may hold back in one offer before the agent is told why (each one goes
+# back, due when the policy allows, so the next offer starts past them).
+CLAIM_TRIES = 5
 
 # Every websocket command and the permission it needs.
 COMMAND_PERMISSIONS: dict[str, Permission] = {
@@ -231,6 +235,7 @@ class AgentDesk:
             stock = await lead_store.remaining_stock(
                 s, agent.id, self.hub.settings.stock_low_threshold, general_pool=works_general_pool(agent)
             )
+        await self.hub.contact.after_contact(lead_id, now)
         log.info("event=lead_disposed agent=%s lead=%s outcome=%s", agent.id, lead_id, outcome.value)
         live = self.live[agent.id]
         live.lead_id = None
@@ -287,20 +292,27 @@ class AgentDesk:
                 return
             settings = self.hub.settings
             general = works_general_pool(live.principal)
+            refused: Decision | None = None
+            for _ in range(CLAIM_TRIES):
+                async with self.hub.db() as s:
+                    lead = await lead_store.claim_next_lead(
+                        s, agent_id, settings.lead_lease_s, general_pool=general, holds_none=holds_none
+                    )
+                if lead is None:
+                    break
+                holds_none = True  # a refused lead goes back: nothing is held any more
+                decision = await self.hub.contact.clear(agent_id, lead.id, datetime.now(UTC))
+                if decision is not None and decision.dialable:
+                    async with self.hub.db() as s:
+                        history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
+                    live.lead_id, live.none_reason = lead.id, None
+                    await self.hub.presence.set_lead(agent_id, lead.id)
+                    self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
+                    return
+                refused = decision
             async with self.hub.db() as s:
-                lead = await lead_store.claim_next_lead(
-                    s, agent_id, settings.lead_lease_s, general_pool=general, holds_none=holds_none
-                )
-                if lead is not None:
-                    history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
-                else:
-                    due = await lead_store.next_due(s, agent_id, general_pool=general)
-            if lead is not None:
-                live.lead_id, live.none_reason = lead.id, None
-                await self.hub.presence.set_lead(agent_id, lead.id)
-                self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
-                return
-            reason = self._none_reason(due)
+                due = await lead_store.next_due(s, agent_id, general_pool=general)
+            reason = self._none_reason(due, refused)
             if reason != live.none_reason:
                 live.none_reason = reason
                 self.deliver(
@@ -342,7 +354,12 @@ class AgentDesk:
         return list(self.live)
 
     @staticmethod
-    def _none_reason(due: datetime | None) -> str:
+    def _none_reason(due: datetime | None, refused: Decision | None) -> str:
+        if refused is not None and refused.reasons:
+            # The leads tried just now were held back by the contact policy: say by what.
+            main = refused.reasons[0]
+            until = f" until {main.until.isoformat(timespec='minutes')}" if main.until else ""
+            return f"the contact policy holds your next leads back ({main.code.replace('_', ' ')}){until}"
         if due is None:
             return "no leads left: your list and the shared pool are empty"
         return f"no lead is due now; the next one is due at {due.isoformat(timespec='minutes')}"

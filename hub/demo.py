@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.agents import DEFAULT_SALES_CAMPAIGN
 from hub.passwords import hash_password
+from hub.policy import DEMO_POLICY_JSON
 from storage import campaigns as campaign_store
+from storage import contact as contact_store
 from storage import users as user_store
 from storage.lead_intake import NewLead, insert_leads
 from storage.models import Role
@@ -85,7 +87,15 @@ def demo_leads(owner_ids: list[int], rng: random.Random) -> list[NewLead]:
 
 
 async def load_demo(session: AsyncSession) -> bool:
-    """Create the demo users and leads unless they exist; True when it loaded them."""
+    """Create the demo users and leads unless they exist; True when it loaded them.
+
+    Demo campaigns call at any hour with short pauses (a demo database made before the contact
+    policy existed gets that policy too); real campaigns get ``DEFAULT_POLICY_JSON``.
+    """
+    default_policy = contact_store.DEFAULT_POLICY
+    if await contact_store.setting(session, default_policy) is None:
+        await contact_store.put_setting(session, default_policy, DEMO_POLICY_JSON, actor_id=None)
+        await session.commit()
     if await user_store.by_username(session, "admin") is not None:
         return False
     team = await user_store.team_named(session, "Demo team")

@@ -15,6 +15,7 @@ from hub import retention
 from hub.agents import AgentDesk
 from hub.bus import Bus
 from hub.calls import CallDesk
+from hub.contact_gate import ContactGate
 from hub.identity import TokenSigner
 from hub.lead_import import sweep_abandoned_uploads
 from hub.presence import PresenceStore
@@ -63,6 +64,7 @@ class Hub:
         self.bus = Bus(self.redis, settings.redis_prefix)
         self.gateway: Gateway = build_gateway(settings)
         self.tokens = TokenSigner(settings.secret_key, settings.token_ttl_s)
+        self.contact = ContactGate(self.db)
         self.agents = AgentDesk(self)
         self.calls = CallDesk(self)
         self._loops: list[asyncio.Task[None]] = []

@@ -205,8 +205,9 @@ async def record_disposition(
     updated = (
         await session.execute(
             text(
-                "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, status = :status,"
-                " next_attempt_at = :next, callback_at = :callback_at, attempts = attempts + 1,"
+                "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL,"
+                " status = :status, next_attempt_at = :next, callback_at = :callback_at,"
+                " attempts = attempts + 1,"
                 " last_outcome = :outcome, notes = notes || :notes, attributes = attributes || :attributes,"
                 " campaign_id = CASE WHEN :moved THEN :campaign ELSE campaign_id END,"
                 " owner_id = CASE WHEN :moved THEN NULL ELSE owner_id END"
@@ -245,10 +246,12 @@ async def record_disposition(
         ).scalar()
     await session.execute(
         text(
-            "INSERT INTO contact_attempts (lead_id, agent_id, outcome, note, call_id, callback_at)"
-            " VALUES (:lead, :agent, :outcome, :note, :call, :callback_at)"
+            "INSERT INTO contact_attempts"
+            " (lead_id, agent_id, outcome, note, call_id, callback_at, phone_e164)"
+            " VALUES (:lead, :agent, :outcome, :note, :call, :callback_at, :phone)"
         ),
         {
+            "phone": updated[0],
             "lead": lead_id,
             "agent": agent_id,
             "outcome": outcome,
@@ -280,7 +283,7 @@ async def release_expired_leases(session: AsyncSession) -> list[tuple[int, int]]
         text(
             "WITH expired AS (SELECT id, held_by FROM leads"
             " WHERE held_by IS NOT NULL AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)"
-            " UPDATE leads SET held_by = NULL, lease_expires_at = NULL"
+            " UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL"
             " FROM expired WHERE leads.id = expired.id RETURNING leads.id, expired.held_by"
         )
     )

@@ -213,6 +213,7 @@ class Lead(Base):
         Index("leads_batch", "batch_id", postgresql_using="brin"),
         Index("leads_created", "created_at", postgresql_using="brin"),
         Index("leads_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
+        Index("leads_cleared_phone", "phone_e164", postgresql_where=text("cleared_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # No foreign keys on leads' references (migration 0003): leads is the hot table, and every
@@ -237,6 +238,18 @@ class Lead(Base):
     source: Mapped[str] = mapped_column(String(32), server_default="import")
     source_event_id: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str] = mapped_column(Text, server_default="")
+    # When the contact policy cleared the held lead for dialling (migration 0004).
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SystemSetting(Base):
+    """A system-wide setting as JSON (the contact policies)."""
+
+    __tablename__ = "system_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = _now()
+    updated_by: Mapped[int | None] = mapped_column(Integer)
 
 
 class Call(Base):
@@ -271,6 +284,7 @@ class ContactAttempt(Base):
         PrimaryKeyConstraint("id", "created_at"),
         Index("contact_attempts_lead", "lead_id", "created_at"),
         Index("contact_attempts_agent", "agent_id", "created_at"),
+        Index("contact_attempts_phone", "phone_e164", "created_at"),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
     id: Mapped[int] = mapped_column(BigInteger, server_default=text("nextval('contact_attempts_id_seq')"))
@@ -280,6 +294,7 @@ class ContactAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, server_default="")
     call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    phone_e164: Mapped[str] = mapped_column(String(20), server_default="")
     callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub import embedded
+from hub.policy import ContactPolicy, policy_json
+from storage import contact as contact_store
 from storage.db import create_engine, session_factory
 from storage.migrate import migrate
 from tests.browser import launch_browser
@@ -43,6 +45,15 @@ async def template_database(admin_database_url: str) -> AsyncIterator[str]:
     name = f"lineup_test_{RUN_ID}_template"
     url = await create_database(admin_database_url, name)
     await migrate(url)
+    # Tests run at any hour: leads of no campaign may be called at any time, with no caps or
+    # pauses beyond the fixed retry delays. Tests of the contact policy set their own.
+    engine = create_engine(url, pool_size=1)
+    async with session_factory(engine)() as s:
+        await contact_store.put_setting(
+            s, contact_store.DEFAULT_POLICY, policy_json(ContactPolicy()), actor_id=None
+        )
+        await s.commit()
+    await engine.dispose()
     yield name
     await drop_database(admin_database_url, name)
 

@@ -19,10 +19,11 @@ LEADS = 1000
 OUTCOMES = ["not_interested", "converted", "invalid_number", "dnc", "no_answer", "busy", "interested"]
 
 
-async def _add_agents(db: async_sessionmaker[AsyncSession]) -> None:
+async def add_agents(db: async_sessionmaker[AsyncSession], count: int) -> None:
+    """Sales agents ``crowd0`` … ``crowd{count-1}`` (one password hash for all)."""
     password_hash = hash_password(PASSWORD)
     async with db() as s:
-        for i in range(AGENTS):
+        for i in range(count):
             await user_store.add_user(
                 s, username=f"crowd{i}", display_name=f"Crowd {i}", password_hash=password_hash, role="sales"
             )
@@ -44,7 +45,7 @@ async def _work(client: AgentClient, received: list[int], rng: random.Random) ->
 
 
 async def test_fifty_agents_thousand_leads_each_disposed_exactly_once(hub_server, db):
-    await _add_agents(db)
+    await add_agents(db, AGENTS)
     await add_leads(db, LEADS)  # all in the shared pool
     tokens = await asyncio.gather(*(token(hub_server.base, f"crowd{i}") for i in range(AGENTS)))
     clients = await asyncio.gather(*(AgentClient.connect(hub_server.ws_base, t) for t in tokens))

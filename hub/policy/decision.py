@@ -126,7 +126,9 @@ def _caps(
     scope: str, caps: Caps, attempts: tuple[datetime, ...], t: datetime, zone: ZoneInfo
 ) -> list[Reason]:
     reasons = []
-    made = [a for a in attempts if a <= t]
+    # Every recorded attempt counts, also one stamped a moment after `t` by another clock (the
+    # database's, during a concurrent check): the cap must hold, whoever's clock runs ahead.
+    made = attempts
     if caps.lifetime is not None and len(made) >= caps.lifetime:
         reasons.append(Reason(f"{scope}_cap_lifetime", None, {"cap": caps.lifetime, "count": len(made)}))
     if caps.per_24h is not None:

@@ -1,0 +1,128 @@
+"""The contact policy at work in dispatch: every claimed lead is cleared for dialling or given back.
+
+handler → manager → action, as elsewhere in hub/: :meth:`ContactGate.clear` loads the lead's facts
+under a lock on its number (storage.contact), asks the pure policy (hub.policy) and then either
+marks the hold cleared or defers the lead to the earliest time the policy allows. After a contact,
+:meth:`after_contact` pushes the lead's next attempt to that time too.
+
+Policies come from ``system_settings`` (the system-wide limits and the default policy) and each
+campaign's ``settings["contact"]``, re-read every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.policy import (
+    DEFAULT_POLICY_JSON,
+    ContactFacts,
+    ContactPolicy,
+    Decision,
+    PolicyError,
+    decide,
+    parse_policy,
+)
+from storage import contact as contact_store
+
+log = logging.getLogger("lineup.contact")
+
+POLICIES_TTL_S = 5.0
+_OPEN = ContactPolicy()  # no caps, no pauses, always open: no system-wide limits unless set
+
+
+class ContactGate:
+    def __init__(self, db: async_sessionmaker[AsyncSession]) -> None:
+        self._db = db
+        self._loaded_at = -POLICIES_TTL_S
+        self._system = _OPEN
+        self._default = parse_policy(DEFAULT_POLICY_JSON)
+        self._campaigns: dict[int, ContactPolicy] = {}
+
+    async def policies_for(self, session: AsyncSession, campaign_id: int | None) -> list[ContactPolicy]:
+        """The policies a lead of this campaign obeys: its campaign's (or the default), the system's."""
+        if time.monotonic() - self._loaded_at > POLICIES_TTL_S:
+            await self._load(session)
+        own = self._campaigns.get(campaign_id, self._default) if campaign_id is not None else self._default
+        return [own, self._system]
+
+    async def _load(self, session: AsyncSession) -> None:
+        self._system = _parsed(await contact_store.setting(session, contact_store.SYSTEM_POLICY), _OPEN)
+        stored_default = await contact_store.setting(session, contact_store.DEFAULT_POLICY)
+        self._default = _parsed(stored_default, parse_policy(DEFAULT_POLICY_JSON))
+        self._campaigns = {
+            campaign_id: _parsed(raw, self._default)
+            for campaign_id, raw in (await contact_store.campaign_policies(session)).items()
+        }
+        self._loaded_at = time.monotonic()
+
+    async def decision(
+        self, session: AsyncSession, lead: contact_store.LeadContact, now: datetime
+    ) -> Decision:
+        facts = ContactFacts(
+            lead.phone_e164,
+            lead.status,
+            on_dnc=lead.on_dnc,
+            callback_at=lead.callback_at,
+            last_outcome=lead.last_outcome,
+            last_attempt_at=lead.lead_attempts[-1] if lead.lead_attempts else None,
+            lead_attempts=lead.lead_attempts,
+            phone_attempts=lead.phone_attempts,
+        )
+        return decide(await self.policies_for(session, lead.campaign_id), facts, now)
+
+    async def clear(self, agent_id: int, lead_id: int, now: datetime) -> Decision | None:
+        """Clear the agent's freshly claimed lead for dialling, or give it back; None if it is gone."""
+        async with self._db() as s:
+            lead = await contact_store.lead_contact(s, lead_id)
+            if lead is None:
+                return None
+            await contact_store.lock_number(s, lead.phone_e164)
+            lead = await contact_store.lead_contact(s, lead_id)  # again, now that checks are serialised
+            assert lead is not None
+            now = max(now, datetime.now(UTC))  # the lock may have waited
+            decision = await self.decision(s, lead, now)
+            if decision.dialable:
+                await contact_store.clear_hold(s, lead_id, agent_id, now)
+            else:
+                await contact_store.defer_hold(
+                    s, lead_id, agent_id, decision.earliest, close=_never(decision)
+                )
+                log.info(
+                    "event=lead_deferred lead=%s agent=%s until=%s reasons=%s",
+                    lead_id,
+                    agent_id,
+                    decision.earliest.isoformat() if decision.earliest else "never",
+                    ",".join(r.code for r in decision.reasons),
+                )
+            await s.commit()
+        return decision
+
+    async def after_contact(self, lead_id: int, now: datetime) -> None:
+        """A contact was recorded: the lead is due again no sooner than the policy allows."""
+        async with self._db() as s:
+            lead = await contact_store.lead_contact(s, lead_id)
+            if lead is None or lead.status == "closed":
+                return
+            decision = await self.decision(s, lead, now)
+            await contact_store.reschedule(s, lead_id, decision.earliest, close=_never(decision))
+            await s.commit()
+
+
+def _never(decision: Decision) -> bool:
+    """Whether the lead can never be called again (a misconfiguration is not the lead's fault)."""
+    return decision.earliest is None and not any(r.code == "windows_never_meet" for r in decision.reasons)
+
+
+def _parsed(raw: dict[str, Any] | None, fallback: ContactPolicy) -> ContactPolicy:
+    if raw is None:
+        return fallback
+    try:
+        return parse_policy(raw)
+    except PolicyError as exc:  # saved policies are validated; this is a hand-edited row
+        log.error("event=contact_policy_invalid problems=%s", exc)
+        return fallback
