@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.agent_state import AgentState, StateChangeError, next_state
 from hub.connection import CLOSE_KICKED, AgentConnection
+from hub.contact_gate import Verdict
 from hub.dispositions import (
     NOTE_MAX_CHARS,
     DispositionError,
@@ -24,7 +25,6 @@ from hub.dispositions import (
 from hub.identity import Principal
 from hub.intake.phones import mask_phone
 from hub.permissions import Permission, allows
-from hub.policy import Decision
 from hub.protocol import Command, ProtocolError, ack, error
 from storage import campaigns as campaign_store
 from storage import leads as lead_store
@@ -292,7 +292,7 @@ class AgentDesk:
                 return
             settings = self.hub.settings
             general = works_general_pool(live.principal)
-            refused: Decision | None = None
+            refused: Verdict | None = None
             for _ in range(CLAIM_TRIES):
                 async with self.hub.db() as s:
                     lead = await lead_store.claim_next_lead(
@@ -301,15 +301,15 @@ class AgentDesk:
                 if lead is None:
                     break
                 holds_none = True  # a refused lead goes back: nothing is held any more
-                decision = await self.hub.contact.clear(agent_id, lead.id, datetime.now(UTC))
-                if decision is not None and decision.dialable:
+                verdict = await self.hub.contact.clear(agent_id, lead.id, datetime.now(UTC))
+                if verdict is not None and verdict.decision.dialable:
                     async with self.hub.db() as s:
                         history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
                     live.lead_id, live.none_reason = lead.id, None
                     await self.hub.presence.set_lead(agent_id, lead.id)
                     self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
                     return
-                refused = decision
+                refused = verdict
             async with self.hub.db() as s:
                 due = await lead_store.next_due(s, agent_id, general_pool=general)
             reason = self._none_reason(due, refused)
@@ -354,12 +354,10 @@ class AgentDesk:
         return list(self.live)
 
     @staticmethod
-    def _none_reason(due: datetime | None, refused: Decision | None) -> str:
-        if refused is not None and refused.reasons:
+    def _none_reason(due: datetime | None, refused: Verdict | None) -> str:
+        if refused is not None and not refused.decision.dialable:
             # The leads tried just now were held back by the contact policy: say by what.
-            main = refused.reasons[0]
-            until = f" until {main.until.isoformat(timespec='minutes')}" if main.until else ""
-            return f"the contact policy holds your next leads back ({main.code.replace('_', ' ')}){until}"
+            return f"your next leads may not be called now: {refused.main_reason()}"
         if due is None:
             return "no leads left: your list and the shared pool are empty"
         return f"no lead is due now; the next one is due at {due.isoformat(timespec='minutes')}"

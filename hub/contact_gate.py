@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,15 +26,28 @@ from hub.policy import (
     ContactPolicy,
     Decision,
     PolicyError,
+    customer_zone,
     decide,
     parse_policy,
 )
+from hub.policy.explain import main_reason
 from storage import contact as contact_store
 
 log = logging.getLogger("lineup.contact")
 
 POLICIES_TTL_S = 5.0
 _OPEN = ContactPolicy()  # no caps, no pauses, always open: no system-wide limits unless set
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision and the customer's zone, to say it in their local time."""
+
+    decision: Decision
+    zone: ZoneInfo
+
+    def main_reason(self) -> str:
+        return main_reason(self.decision, self.zone)
 
 
 class ContactGate:
@@ -75,7 +90,7 @@ class ContactGate:
         )
         return decide(await self.policies_for(session, lead.campaign_id), facts, now)
 
-    async def clear(self, agent_id: int, lead_id: int, now: datetime) -> Decision | None:
+    async def clear(self, agent_id: int, lead_id: int, now: datetime) -> Verdict | None:
         """Clear the agent's freshly claimed lead for dialling, or give it back; None if it is gone."""
         async with self._db() as s:
             lead = await contact_store.lead_contact(s, lead_id)
@@ -100,7 +115,32 @@ class ContactGate:
                     ",".join(r.code for r in decision.reasons),
                 )
             await s.commit()
-        return decision
+        return Verdict(decision, self.zone_of(lead))
+
+    async def lead_decision(
+        self, lead_id: int, now: datetime
+    ) -> tuple[contact_store.LeadContact, Decision] | None:
+        """The decision for one lead (the "Why not?" page and API); None for an unknown lead."""
+        async with self._db() as s:
+            lead = await contact_store.lead_contact(s, lead_id)
+            return None if lead is None else (lead, await self.decision(s, lead, now))
+
+    async def number_decision(
+        self, phone_e164: str, campaign_id: int | None, now: datetime
+    ) -> tuple[contact_store.LeadContact, Decision]:
+        """The decision for a new lead with this number in this campaign (e.g. before a manual dial)."""
+        async with self._db() as s:
+            lead = await contact_store.number_contact(s, phone_e164, campaign_id)
+            return lead, await self.decision(s, lead, now)
+
+    def zone_of(self, lead: contact_store.LeadContact) -> ZoneInfo:
+        """The zone the lead's campaign policy reads the customer's clock in (cached policies)."""
+        own = (
+            self._campaigns.get(lead.campaign_id, self._default)
+            if lead.campaign_id is not None
+            else self._default
+        )
+        return customer_zone(own, lead.phone_e164)
 
     async def after_contact(self, lead_id: int, now: datetime) -> None:
         """A contact was recorded: the lead is due again no sooner than the policy allows."""

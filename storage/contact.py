@@ -94,6 +94,26 @@ async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | Non
     )
 
 
+_NUMBER_FACTS = text(
+    """
+    SELECT EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = :phone
+                   AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer))) AS on_dnc,
+        ARRAY(
+            SELECT c.created_at FROM contact_attempts c WHERE c.phone_e164 = :phone
+            UNION ALL
+            SELECT o.cleared_at FROM leads o WHERE o.phone_e164 = :phone AND o.cleared_at IS NOT NULL
+            ORDER BY 1
+        ) AS phone_times
+    """
+)
+
+
+async def number_contact(session: AsyncSession, phone_e164: str, campaign_id: int | None) -> LeadContact:
+    """The facts of a new lead with this number in this campaign (lead id 0, never contacted)."""
+    row = (await session.execute(_NUMBER_FACTS, {"phone": phone_e164, "campaign": campaign_id})).one()
+    return LeadContact(0, phone_e164, campaign_id, "new", None, None, row.on_dnc, (), tuple(row.phone_times))
+
+
 async def lock_number(session: AsyncSession, phone_e164: str) -> None:
     """Serialise policy checks of this number until the transaction ends."""
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:p, 7))"), {"p": phone_e164})

@@ -20,7 +20,7 @@ PHONES = 40
 LEADS_PER_PHONE = 5
 
 
-async def _work(client: AgentClient, received: list[int]) -> None:
+async def _work(client: AgentClient, received: list[int], told: list[str]) -> None:
     """Dispose of every lead pushed; when told nothing is dialable, ask again while leads are due."""
     await client.send("state.set", state="ready")
     while True:
@@ -29,6 +29,7 @@ async def _work(client: AgentClient, received: list[int]) -> None:
             received.append(frame["lead"]["id"])
             await client.send("lead.dispose", lead_id=frame["lead"]["id"], outcome="no_answer")
         elif frame["type"] == "lead.none":
+            told.append(frame["reason"])
             due = frame["next_due_at"]
             if due is None or datetime.fromisoformat(due) > datetime.now(UTC) + timedelta(hours=1):
                 return
@@ -57,8 +58,9 @@ async def test_a_hundred_agents_never_call_a_number_past_its_daily_cap(hub_serve
     for client in clients:
         await client.expect("snapshot")
     received: list[list[int]] = [[] for _ in clients]
+    told: list[str] = []
     await asyncio.wait_for(
-        asyncio.gather(*(_work(c, r) for c, r in zip(clients, received, strict=True))), timeout=120
+        asyncio.gather(*(_work(c, r, told) for c, r in zip(clients, received, strict=True))), timeout=120
     )
     await asyncio.gather(*(c.close() for c in clients))
 
@@ -78,3 +80,9 @@ async def test_a_hundred_agents_never_call_a_number_past_its_daily_cap(hub_serve
     assert waiting == PHONES * LEADS_PER_PHONE, "every lead waits for tomorrow"
     assert held == 0
     assert sum(len(r) for r in received) == PHONES
+    # Agents are told which rule held their next leads back, in the customer's local time.
+    assert any(
+        reason.startswith("your next leads may not be called now: this number was called 1 times today")
+        and "(Asia/Shanghai)" in reason
+        for reason in told
+    ), told[:5]

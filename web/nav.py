@@ -38,6 +38,12 @@ def _links() -> list[Link]:
         ),
         Link("/dnc", _("Do not call"), _("Numbers that must never be dialled."), Permission.MANAGE_LEADS),
         Link(
+            "/why-not",
+            _("Why not?"),
+            _("Whether a lead or number may be called now, and why not."),
+            Permission.MANAGE_LEADS,
+        ),
+        Link(
             "/recycle-bin", _("Recycle bin"), _("Deleted leads: restore or purge."), Permission.MANAGE_LEADS
         ),
     ]

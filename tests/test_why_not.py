@@ -1,0 +1,89 @@
+"""The "Why not?" page and API: the contact policy's answer for a lead or a number, with reasons."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta
+
+import httpx
+from sqlalchemy import text
+
+from hub.policy import Caps, ContactPolicy, first_instant, local, policy_json, zone_named
+from storage import contact as contact_store
+from tests.seed import add_leads, add_user, signed_in, token
+
+SHANGHAI = zone_named("Asia/Shanghai")
+
+
+async def _bearer(base: str, username: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base, timeout=30, headers={"authorization": f"Bearer {await token(base, username)}"}
+    )
+
+
+async def test_reasons_and_earliest_times_for_leads_and_numbers(hub_server, db):
+    await add_user(db, "sue", role="supervisor")
+    await add_user(db, "ann", role="sales")
+    listed, blacked_out, called = await add_leads(db, 3)
+    today = local(datetime.now(SHANGHAI), SHANGHAI).date()
+    async with db() as s:
+        await s.execute(text("INSERT INTO dnc_numbers (phone_e164) VALUES (:p)"), {"p": listed})
+        campaign = (
+            await s.execute(
+                text(
+                    "INSERT INTO campaigns (name, kind, settings) VALUES ('Quiet', 'sales', :s) RETURNING id"
+                ),
+                {"s": json.dumps({"contact": policy_json(ContactPolicy(blackout_dates=frozenset({today})))})},
+            )
+        ).scalar()
+        await s.execute(
+            text("UPDATE leads SET campaign_id = :c WHERE phone_e164 = :p"), {"c": campaign, "p": blacked_out}
+        )
+        await s.execute(
+            text(
+                "INSERT INTO contact_attempts (lead_id, agent_id, outcome, phone_e164)"
+                " SELECT id, 1, 'no_answer', phone_e164 FROM leads WHERE phone_e164 = :p"
+            ),
+            {"p": called},
+        )
+        await contact_store.put_setting(
+            s, contact_store.SYSTEM_POLICY, policy_json(ContactPolicy(phone_caps=Caps(per_day=1))), None
+        )
+        await s.commit()
+        ids = dict((await s.execute(text("SELECT phone_e164, id FROM leads"))).all())
+
+    async with await _bearer(hub_server.base, "sue") as api:
+        dnc = (await api.get(f"/api/leads/{ids[listed]}/decision")).json()
+        assert (dnc["dialable"], dnc["earliest"]) == (False, None)
+        assert [r["code"] for r in dnc["reasons"]] == ["do_not_call"]
+        assert "*" in dnc["phone_masked"] and listed[-4:] in dnc["phone_masked"]
+
+        quiet = (await api.get(f"/api/leads/{ids[blacked_out]}/decision")).json()
+        assert [r["code"] for r in quiet["reasons"]] == ["blackout_date"]
+        asked = datetime.fromisoformat(quiet["at"])
+        tomorrow = first_instant(local(asked, SHANGHAI).date() + timedelta(days=1), time(0), SHANGHAI)
+        assert datetime.fromisoformat(quiet["earliest"]) == tomorrow
+        assert quiet["customer_zone"] == "Asia/Shanghai" and "a day without calls" in quiet["main_reason"]
+
+        number = (await api.get(f"/api/phones/{called}/decision")).json()
+        assert [r["code"] for r in number["reasons"]] == ["phone_cap_day"]
+        assert number["lead_id"] is None and "called 1 times today (cap 1)" in number["reasons"][0]["message"]
+        fresh = (await api.get("/api/phones/+8613700000001/decision")).json()
+        assert fresh["dialable"] and fresh["reasons"] == []
+
+        assert (await api.get("/api/leads/999999/decision")).status_code == 404
+        assert (await api.get("/api/phones/12345/decision")).status_code == 400
+        assert (await api.get(f"/api/phones/{called}/decision?campaign_id=999")).status_code == 404
+
+    async with await _bearer(hub_server.base, "ann") as agent_api:
+        assert (await agent_api.get(f"/api/leads/{ids[listed]}/decision")).status_code == 403
+
+    page = await signed_in(hub_server.base, "sue")
+    try:
+        answer = await page.get("/why-not", params={"lead": ids[blacked_out]})
+        assert answer.status_code == 200
+        assert "may not be called now" in answer.text and 'data-code="blackout_date"' in answer.text
+        missing = await page.get("/why-not", params={"lead": "abc"})
+        assert missing.status_code == 400 and "named by its number" in missing.text
+    finally:
+        await page.aclose()
