@@ -65,6 +65,10 @@ class ContactGate:
         own = self._campaigns.get(campaign_id, self._default) if campaign_id is not None else self._default
         return [own, self._system]
 
+    def forget_policies(self) -> None:
+        """Re-read the policies before the next decision (one was just saved)."""
+        self._loaded_at = -POLICIES_TTL_S
+
     async def _load(self, session: AsyncSession) -> None:
         self._system = _parsed(await contact_store.setting(session, contact_store.SYSTEM_POLICY), _OPEN)
         stored_default = await contact_store.setting(session, contact_store.DEFAULT_POLICY)

@@ -11,9 +11,10 @@ Contact settings live in ``campaigns.settings`` (JSONB). Today's keys::
         "description": str,                 # free text for people, at most 2,000 characters
         "handoff_campaign_id": int | None,  # TMK only: the sales campaign that receives the leads a
                                             # TMK agent books a trial lesson for
+        "contact": {...},                   # the campaign's contact policy (caps, pauses, windows),
+                                            # validated by the caller: hub.policy.parse_policy
     }
 
-The contact policy (caps, retry delays, calling windows) will add its own keys next to these.
 Keys this module does not know are kept as stored, never dropped by a save.
 
 Every change is written to the audit log (``campaign_created``, ``campaign_updated``,
@@ -219,7 +220,7 @@ async def validate_settings(
     campaign and is only for TMK campaigns. Unknown keys are refused so a typo is not stored.
     """
     settings = dict(settings or {})
-    unknown = sorted(set(settings) - {"description", "handoff_campaign_id"})
+    unknown = sorted(set(settings) - {"description", "handoff_campaign_id", "contact"})
     if unknown:
         raise _refuse("settings_unknown", keys=unknown)
     clean: dict[str, Any] = {}
@@ -234,6 +235,10 @@ async def validate_settings(
         clean["description"] = description.strip()
     if "handoff_campaign_id" in settings:
         clean["handoff_campaign_id"] = await _handoff(session, kind, settings["handoff_campaign_id"])
+    if "contact" in settings:
+        if not isinstance(settings["contact"], dict):
+            raise _refuse("contact_not_object")
+        clean["contact"] = settings["contact"]
     return clean
 
 

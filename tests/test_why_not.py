@@ -87,3 +87,68 @@ async def test_reasons_and_earliest_times_for_leads_and_numbers(hub_server, db):
         assert missing.status_code == 400 and "named by its number" in missing.text
     finally:
         await page.aclose()
+
+
+async def test_policies_are_saved_validated_and_applied_at_once(hub_server, db):
+    await add_user(db, "sue", role="supervisor")
+    await add_user(db, "root", role="admin")
+    await add_leads(db, 1)
+    async with db() as s:
+        campaign = (
+            await s.execute(
+                text("INSERT INTO campaigns (name, kind) VALUES ('Evening', 'sales') RETURNING id")
+            )
+        ).scalar()
+        await s.execute(text("UPDATE leads SET campaign_id = :c"), {"c": campaign})
+        await s.commit()
+        lead_id = (await s.execute(text("SELECT id FROM leads"))).scalar()
+    everyday = [0, 1, 2, 3, 4, 5, 6]
+    closed_today = {
+        "lead_caps": {"per_day": 2},
+        "retry_after_minutes": {"no_answer": 30},
+        "windows": [{"weekdays": everyday, "start": "00:00", "end": "24:00"}],
+        "blackout_dates": [local(datetime.now(SHANGHAI), SHANGHAI).date().isoformat()],
+    }
+    async with await _bearer(hub_server.base, "sue") as api:
+        before = (await api.get(f"/api/campaigns/{campaign}/contact-policy")).json()
+        assert before["source"] == "default"  # the tests' default: always open
+        bad = await api.put(
+            f"/api/campaigns/{campaign}/contact-policy",
+            json={
+                "lead_caps": {"per_day": 0},
+                "windows": [{"weekdays": [1], "start": "20:00", "end": "08:00"}],
+            },
+        )
+        assert bad.status_code == 400
+        assert {p["field"] for p in bad.json()["problems"]} == {"lead_caps.per_day", "windows[0]"}
+        assert (await api.get(f"/api/leads/{lead_id}/decision")).json()["dialable"], "nothing was saved"
+        form = await api.put(f"/api/campaigns/{campaign}/contact-policy", content=json.dumps(closed_today))
+        assert form.status_code == 415, "writes take JSON only"
+
+        saved = await api.put(f"/api/campaigns/{campaign}/contact-policy", json=closed_today)
+        assert saved.status_code == 200 and saved.json()["policy"]["lead_caps"]["per_day"] == 2
+        decision = (await api.get(f"/api/leads/{lead_id}/decision")).json()
+        assert [r["code"] for r in decision["reasons"]] == ["blackout_date"], "applied at once"
+        assert (await api.put("/api/contact-policies/system", json=closed_today)).status_code == 403
+        assert (await api.get(f"/api/campaigns/{campaign + 100}/contact-policy")).status_code == 404
+
+    async with await _bearer(hub_server.base, "root") as admin:
+        assert (await admin.get("/api/contact-policies/system")).json()["source"] == "built-in"
+        mornings = {"windows": [{"weekdays": everyday, "start": "06:00", "end": "07:00"}]}
+        assert (await admin.put("/api/contact-policies/system", json=mornings)).status_code == 200
+        evenings = {**closed_today, "windows": [{"weekdays": everyday, "start": "20:00", "end": "21:00"}]}
+        refused = await admin.put(f"/api/campaigns/{campaign}/contact-policy", json=evenings)
+        assert refused.status_code == 400
+        assert refused.json()["problems"] == [
+            {"field": "windows", "message": "never overlap the system-wide calling hours"}
+        ]
+        assert (await admin.put("/api/contact-policies/weekly", json=mornings)).status_code == 404
+    async with db() as s:
+        actions = (await s.execute(text("SELECT action FROM audit_log ORDER BY id"))).scalars().all()
+        stored = (
+            await s.execute(
+                text("SELECT settings -> 'contact' FROM campaigns WHERE id = :c"), {"c": campaign}
+            )
+        ).scalar()
+    assert "campaign_updated" in actions and "contact_policy_set" in actions
+    assert stored["windows"][0]["end"] == "24:00" and stored["zone"] == "Asia/Shanghai"

@@ -28,11 +28,13 @@ from starlette.routing import BaseRoute, Route
 from hub.access import requires
 from hub.identity import Principal
 from hub.permissions import Permission
+from hub.policy import PolicyError
 from storage import campaigns as store
 from storage.models import Campaign, User
 from web.csrf import csrf_ok
 from web.i18n import _
 from web.pages import render
+from web.policy_pages import checked_policy, policy_problems
 
 log = logging.getLogger("lineup.campaigns")
 
@@ -69,6 +71,7 @@ def _templates() -> dict[str, str]:
         "handoff_not_tmk": _("Only a TMK campaign hands leads off to a sales campaign."),
         "handoff_missing": _("There is no campaign %(id)s to hand leads off to."),
         "handoff_not_sales": _("The hand-off campaign “%(name)s” is not a sales campaign."),
+        "contact_not_object": _("The contact policy must be an object."),
         "ids_invalid:user": _("Agent ids must be positive whole numbers."),
         "ids_invalid:team": _("Team ids must be positive whole numbers."),
         "too_many:user": _("At most %(max)s agents per campaign."),
@@ -367,6 +370,13 @@ async def api_campaign_create(request: Request) -> Response:
             raise BadInput('send {"name": "...", "kind": "sales" | "tmk"}')
         if settings is not None and not isinstance(settings, dict):
             raise BadInput('"settings" must be an object')
+        if settings is not None and "contact" in settings:
+            try:
+                settings = {**settings, "contact": checked_policy(settings["contact"])}
+            except PolicyError as exc:
+                raise BadInput(
+                    _("The contact policy cannot be saved."), problems=policy_problems(exc)
+                ) from None
         campaign = await _create(request, name, kind, settings)
     except BadInput as exc:
         return _error(exc)

@@ -6,10 +6,22 @@ Routes (all ``Permission.MANAGE_LEADS``):
   dialable now or not, every reason with the local time it ends, the earliest time;
 - ``GET /api/leads/{lead_id}/decision`` and ``GET /api/phones/{phone}/decision[?campaign_id=…]`` —
   the same as JSON. A number's decision is that of a new lead with it (e.g. before a manual dial).
+
+And the policies themselves, as JSON (``hub.policy.DEFAULT_POLICY_JSON`` shows the shape):
+
+- ``GET|PUT /api/campaigns/{id}/contact-policy`` (``MANAGE_LEADS``): a campaign's own policy, or
+  the default it follows; PUT validates (400 with every problem by field) and stores it, audited
+  as ``campaign_updated``. A campaign whose calling hours never meet the system-wide ones is refused.
+- ``GET|PUT /api/contact-policies/{default|system}`` (``MANAGE_USERS``, administrators): the policy
+  of leads of no campaign and new campaigns, and the system-wide limits on top of every campaign;
+  audited as ``contact_policy_set``.
+
+This process applies a saved policy at once; other hub processes within a few seconds.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +33,19 @@ from hub.access import requires
 from hub.intake import mask_phone, normalise_phone
 from hub.intake.number_lists import whole_number
 from hub.permissions import Permission
-from hub.policy import Decision
+from hub.policy import (
+    DEFAULT_POLICY_JSON,
+    ContactPolicy,
+    Decision,
+    PolicyError,
+    parse_policy,
+    policy_json,
+    windows_meet,
+)
 from hub.policy.explain import main_reason, reason_text
+from storage import audit
 from storage import campaigns as campaign_store
+from storage import contact as contact_store
 from storage.contact import LeadContact
 from web.i18n import _
 from web.pages import render
@@ -124,8 +146,108 @@ async def _api(request: Request, lead_ref: str, phone_ref: str, campaign_ref: st
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
+def checked_policy(raw: Any) -> dict[str, Any]:
+    """A submitted policy, validated and normalised; raises PolicyError."""
+    if not isinstance(raw, dict):
+        raise PolicyError([("policy", "must be a JSON object")])
+    return policy_json(parse_policy(raw))
+
+
+def policy_problems(exc: PolicyError) -> list[dict[str, str]]:
+    return [{"field": where, "message": what} for where, what in exc.problems]
+
+
+def _refused(exc: PolicyError) -> JSONResponse:
+    return JSONResponse(
+        {"error": _("The contact policy cannot be saved."), "problems": policy_problems(exc)}, status_code=400
+    )
+
+
+class NotJson(Exception):
+    """Writes take JSON only: a cross-site form cannot send it, so a cookie alone cannot forge one."""
+
+
+async def _body(request: Request) -> Any:
+    if "json" not in request.headers.get("content-type", ""):
+        raise NotJson
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def _not_json() -> JSONResponse:
+    return JSONResponse({"error": "send Content-Type: application/json"}, status_code=415)
+
+
+@requires(Permission.MANAGE_LEADS)
+async def api_campaign_policy(request: Request) -> Response:
+    """``GET``: the campaign's policy (``source``: campaign or default); ``PUT``: store a new one."""
+    hub = request.app.state.hub
+    campaign_id = request.path_params["campaign_id"]
+    async with hub.db() as s:
+        campaign = await campaign_store.get_campaign(s, campaign_id)
+        if campaign is None:
+            message = _("There is no campaign %(id)s.") % {"id": campaign_id}
+            return JSONResponse({"error": message}, status_code=404)
+        if request.method == "GET":
+            own = (campaign.settings or {}).get("contact")
+            default = await contact_store.setting(s, contact_store.DEFAULT_POLICY) or DEFAULT_POLICY_JSON
+            return JSONResponse({"source": "campaign" if own else "default", "policy": own or default})
+        try:
+            policy = checked_policy(await _body(request))
+            system = await contact_store.setting(s, contact_store.SYSTEM_POLICY)
+            if system is not None and not windows_meet(parse_policy(policy), parse_policy(system)):
+                raise PolicyError([("windows", "never overlap the system-wide calling hours")])
+        except PolicyError as exc:
+            return _refused(exc)
+        except NotJson:
+            return _not_json()
+        principal = request.state.principal
+        await campaign_store.update_campaign(
+            s, campaign.id, campaign.name, campaign.active, {"contact": policy}, actor_id=principal.id
+        )
+        await s.commit()
+    hub.contact.forget_policies()
+    return JSONResponse({"source": "campaign", "policy": policy})
+
+
+@requires(Permission.MANAGE_USERS)
+async def api_system_policy(request: Request) -> Response:
+    """``GET``/``PUT`` the default policy or the system-wide limits."""
+    hub = request.app.state.hub
+    key = {"default": contact_store.DEFAULT_POLICY, "system": contact_store.SYSTEM_POLICY}.get(
+        request.path_params["scope"]
+    )
+    if key is None:
+        return JSONResponse({"error": _("Choose default or system.")}, status_code=404)
+    async with hub.db() as s:
+        if request.method == "GET":
+            stored = await contact_store.setting(s, key)
+            fallback = (
+                DEFAULT_POLICY_JSON if key == contact_store.DEFAULT_POLICY else policy_json(ContactPolicy())
+            )
+            return JSONResponse({"source": "stored" if stored else "built-in", "policy": stored or fallback})
+        try:
+            policy = checked_policy(await _body(request))
+        except PolicyError as exc:
+            return _refused(exc)
+        except NotJson:
+            return _not_json()
+        principal = request.state.principal
+        await contact_store.put_setting(s, key, policy, principal.id)
+        await audit.record(
+            s, actor_id=principal.id, action="contact_policy_set", target=key, detail={"policy": policy}
+        )
+        await s.commit()
+    hub.contact.forget_policies()
+    return JSONResponse({"source": "stored", "policy": policy})
+
+
 ROUTES: list[BaseRoute] = [
     Route("/why-not", why_not_page, methods=["GET"]),
     Route("/api/leads/{lead_id}/decision", api_lead_decision, methods=["GET"]),
     Route("/api/phones/{phone}/decision", api_phone_decision, methods=["GET"]),
+    Route("/api/campaigns/{campaign_id:int}/contact-policy", api_campaign_policy, methods=["GET", "PUT"]),
+    Route("/api/contact-policies/{scope}", api_system_policy, methods=["GET", "PUT"]),
 ]

@@ -11,6 +11,7 @@ from hub.policy.rules import (
     PolicyError,
     parse_policy,
     policy_json,
+    windows_meet,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "local",
     "parse_policy",
     "policy_json",
+    "windows_meet",
     "zone_for_phone",
     "zone_named",
 ]

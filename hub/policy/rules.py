@@ -281,5 +281,18 @@ def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def windows_meet(a: ContactPolicy, b: ContactPolicy) -> bool:
+    """Whether two policies' calling hours overlap in some week (read on one wall clock)."""
+    return any(
+        day in wa.weekdays
+        and day in wb.weekdays
+        and wa.start_minute < wb.end_minute
+        and wb.start_minute < wa.end_minute
+        for wa in a.windows
+        for wb in b.windows
+        for day in range(7)
+    )
+
+
 def window_start(window: CallingWindow) -> time:
     return time(window.start_minute // 60, window.start_minute % 60)
