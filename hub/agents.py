@@ -18,6 +18,7 @@ from hub.contact_gate import Verdict
 from hub.dispositions import (
     NOTE_MAX_CHARS,
     DispositionError,
+    callback_agent,
     disposition_effect,
     handoff_effect,
     parse_outcome,
@@ -63,6 +64,7 @@ class LiveAgent:
     since: float = 0.0
     lead_id: int | None = None  # the lead announced to the agent
     none_reason: str | None = None  # the last lead.none reason sent, to avoid repeating it
+    callbacks_told: set[int] = field(default_factory=set)  # leads whose callback.due was pushed
 
 
 def works_general_pool(agent: Principal) -> bool:
@@ -94,6 +96,7 @@ class AgentDesk:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.live: dict[int, LiveAgent] = {}
+        self._callbacks_since: datetime | None = None  # the database's time of the last look
 
     # -- connections -------------------------------------------------------------------------
 
@@ -198,7 +201,11 @@ class AgentDesk:
             now = datetime.now(UTC)
             if trial_at is None:
                 effect = disposition_effect(
-                    outcome, now, command.time_field("callback_at"), self.hub.settings
+                    outcome,
+                    now,
+                    command.time_field("callback_at"),
+                    self.hub.settings,
+                    callback_agent_id=callback_agent(command.fields.get("callback_for"), agent.id),
                 )
             elif outcome is Outcome.INTERESTED and agent.role == Role.TMK:
                 sales_campaign = await self._handoff_campaign(agent.id)
@@ -239,6 +246,7 @@ class AgentDesk:
         log.info("event=lead_disposed agent=%s lead=%s outcome=%s", agent.id, lead_id, outcome.value)
         live = self.live[agent.id]
         live.lead_id = None
+        live.callbacks_told.discard(lead_id)
         await self.hub.presence.set_lead(agent.id, None)
         conn.push(ack(command.id))
         self.deliver(agent.id, {"type": "lead.disposed", "lead_id": lead_id, "outcome": outcome.value})
@@ -306,6 +314,10 @@ class AgentDesk:
                     async with self.hub.db() as s:
                         history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
                     live.lead_id, live.none_reason = lead.id, None
+                    if lead.status == "callback" and lead.callback_at is not None:
+                        self._tell_callback_due(
+                            agent_id, lead.id, lead.name, lead.phone_e164, lead.callback_at
+                        )
                     await self.hub.presence.set_lead(agent_id, lead.id)
                     self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
                     return
@@ -319,6 +331,42 @@ class AgentDesk:
                     agent_id,
                     {"type": "lead.none", "reason": reason, "next_due_at": due.isoformat() if due else None},
                 )
+
+    async def push_due_callbacks(self) -> None:
+        """Tell this process's agents that a callback they promised is due, and offer it to them."""
+        async with self.hub.db() as s:
+            self._callbacks_since, due = await lead_store.due_callbacks(
+                s, list(self.live), self._callbacks_since
+            )
+        for callback in due:
+            self._tell_callback_due(
+                callback.agent_id, callback.lead_id, callback.name, callback.phone_e164, callback.due_at
+            )
+            await self.offer_next_lead(callback.agent_id)
+
+    def _tell_callback_due(
+        self, agent_id: int, lead_id: int, name: str, phone: str, due_at: datetime
+    ) -> None:
+        """Push ``callback.due`` once per callback, whichever comes first: the due poll or the offer."""
+        live = self.live.get(agent_id)
+        if live is None or lead_id in live.callbacks_told:
+            return
+        live.callbacks_told.add(lead_id)
+        lead = {
+            "id": lead_id,
+            "name": name,
+            "phone_masked": mask_phone(phone),
+            "callback_at": due_at.isoformat(),
+        }
+        self.deliver(agent_id, {"type": "callback.due", "lead": lead})
+
+    async def pass_stale_callbacks(self) -> None:
+        """Personal callbacks left waiting too long go to anyone; idle agents may take them now."""
+        async with self.hub.db() as s:
+            passed = await lead_store.pass_stale_callbacks(s, self.hub.settings.callback_grace_s)
+        if passed:
+            log.info("event=callbacks_passed_to_anyone count=%s", passed)
+            await self.offer_to_idle_agents()
 
     async def offer_to_idle_agents(self) -> None:
         """Give a lead to every ready agent of this process who has none (new stock, due retries)."""

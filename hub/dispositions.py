@@ -28,6 +28,15 @@ def parse_outcome(value: object) -> Outcome:
         raise DispositionError(f"unknown outcome {value!r}: one of {names}") from None
 
 
+def callback_agent(value: object, agent_id: int) -> int | None:
+    """Who a callback is for: ``"me"`` (the default) or ``"anyone"``."""
+    if value in (None, "me"):
+        return agent_id
+    if value == "anyone":
+        return None
+    raise DispositionError("callback_for is 'me' or 'anyone'")
+
+
 def handoff_effect(
     now: datetime, trial_at: datetime, note: str, agent_name: str, sales_campaign_id: int
 ) -> DispositionEffect:
@@ -52,9 +61,18 @@ def handoff_effect(
 
 
 def disposition_effect(
-    outcome: Outcome, now: datetime, callback_at: datetime | None, settings: Settings
+    outcome: Outcome,
+    now: datetime,
+    callback_at: datetime | None,
+    settings: Settings,
+    *,
+    callback_agent_id: int | None = None,
 ) -> DispositionEffect:
-    """The lead's new status and when it may be dialled again."""
+    """The lead's new status and when it may be dialled again.
+
+    A callback is promised by ``callback_agent_id`` (offered to them first), or by nobody in
+    particular (None: anyone may take it when it is due).
+    """
     if outcome is Outcome.CALLBACK:
         if callback_at is None:
             raise DispositionError("choose when to call back (callback_at)")
@@ -62,7 +80,7 @@ def disposition_effect(
             raise DispositionError("the callback time is in the past")
         if callback_at > now + MAX_CALLBACK_AHEAD:
             raise DispositionError("the callback time is more than a year ahead")
-        return DispositionEffect(LeadStatus.CALLBACK, callback_at, callback_at)
+        return DispositionEffect(LeadStatus.CALLBACK, callback_at, callback_at, callback_agent_id)
     if outcome in FINAL_OUTCOMES:
         return DispositionEffect(LeadStatus.CLOSED, now, None)
     delay = {

@@ -80,6 +80,10 @@ class Hub:
         self._every(s.heartbeat_s, self._heartbeat, "heartbeat")
         self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
         self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
+        self._every(s.callback_poll_s, self.agents.push_due_callbacks, "callbacks-due")
+        self._every(
+            min(30.0, s.callback_grace_s / 2), self.agents.pass_stale_callbacks, "callbacks-to-anyone"
+        )
         self._every(600, lambda: sweep_abandoned_uploads(self), "upload-sweeper")
         if s.retention_days > 0:
             self._every(3600, self._purge_expired, "retention")

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     heartbeat_s: float = 15.0
     idle_rescan_s: float = 10.0
     stock_low_threshold: int = 10
+    # A callback promised by an agent is theirs until it has been due this long, then anyone's.
+    callback_grace_s: float = Field(default=900.0, gt=0)
+    callback_poll_s: float = Field(default=0.5, gt=0)  # how often due callbacks are looked for
 
     ws_max_frame_bytes: int = 64 * 1024
     ws_send_queue: int = 256

@@ -55,6 +55,7 @@ class DispositionEffect:
     status: str
     next_attempt_at: datetime
     callback_at: datetime | None
+    callback_agent_id: int | None = None  # a callback promised by this agent; None: anyone
     move_to_campaign: int | None = None
     append_notes: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -96,21 +97,28 @@ _NOT_DNC = (
 _OPEN = "deleted_at IS NULL AND status <> 'closed'"
 _DISPENSABLE = f"held_by IS NULL AND {_OPEN} AND next_attempt_at <= now() AND {_NOT_DNC}"
 
-# Owned leads first, then the shared pool, in one statement: each probe reads the head of its own
-# partial index (leads_claimable / leads_pool_claimable), and the pool probe is gated off when an
-# owned lead was found, so it neither scans nor locks. SKIP LOCKED lets concurrent claimers pass
-# each other; the unique partial index leads_one_per_agent makes a second held lead impossible.
+# A callback promised by this agent first, then owned leads, then the shared pool, in one
+# statement: each probe reads the head of its own partial index (leads_callbacks, leads_claimable,
+# leads_pool_claimable), and a later probe is gated off when an earlier one found a lead, so it
+# neither scans nor locks. Callbacks promised by other agents are theirs until they pass to anyone.
+# SKIP LOCKED lets concurrent claimers pass each other; the unique partial index
+# leads_one_per_agent makes a second held lead impossible.
+_NOT_SOMEONE_ELSES = "(callback_agent_id IS NULL OR callback_agent_id = :agent)"
 _CLAIM = text(f"""
-WITH own AS (
-    SELECT id FROM leads WHERE owner_id = :agent AND {_DISPENSABLE}
+WITH callback AS (
+    SELECT id FROM leads WHERE callback_agent_id = :agent AND status = 'callback' AND {_DISPENSABLE}
+    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED
+), own AS (
+    SELECT id FROM leads WHERE owner_id = :agent AND {_DISPENSABLE} AND {_NOT_SOMEONE_ELSES}
+      AND NOT EXISTS (SELECT 1 FROM callback)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 ), pool AS (
-    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND {_MEMBER}
-      AND NOT EXISTS (SELECT 1 FROM own)
+    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND {_MEMBER} AND {_NOT_SOMEONE_ELSES}
+      AND NOT EXISTS (SELECT 1 FROM callback) AND NOT EXISTS (SELECT 1 FROM own)
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 UPDATE leads SET held_by = :agent, lease_expires_at = now() + make_interval(secs => :lease)
-WHERE leads.id IN (SELECT id FROM own UNION ALL SELECT id FROM pool)
+WHERE leads.id IN (SELECT id FROM callback UNION ALL SELECT id FROM own UNION ALL SELECT id FROM pool)
 RETURNING {_LEAD_COLUMNS}
 """)
 
@@ -207,6 +215,7 @@ async def record_disposition(
             text(
                 "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL,"
                 " status = :status, next_attempt_at = :next, callback_at = :callback_at,"
+                " callback_agent_id = :callback_agent,"
                 " attempts = attempts + 1,"
                 " last_outcome = :outcome, notes = notes || :notes, attributes = attributes || :attributes,"
                 " campaign_id = CASE WHEN :moved THEN :campaign ELSE campaign_id END,"
@@ -217,6 +226,7 @@ async def record_disposition(
                 "status": effect.status,
                 "next": effect.next_attempt_at,
                 "callback_at": effect.callback_at,
+                "callback_agent": effect.callback_agent_id,
                 "outcome": outcome,
                 "notes": effect.append_notes,
                 "attributes": json.dumps(effect.attributes, ensure_ascii=False),
@@ -275,6 +285,50 @@ async def refresh_leases(session: AsyncSession, agent_ids: list[int], lease_s: f
         {"lease": lease_s, "agents": agent_ids},
     )
     await session.commit()
+
+
+async def pass_stale_callbacks(session: AsyncSession, grace_s: float) -> int:
+    """Personal callbacks due for longer than ``grace_s`` become anyone's; returns how many."""
+    rows = await session.execute(
+        text(
+            "UPDATE leads SET callback_agent_id = NULL WHERE status = 'callback'"
+            " AND callback_agent_id IS NOT NULL AND held_by IS NULL AND deleted_at IS NULL"
+            " AND next_attempt_at < now() - make_interval(secs => :grace) RETURNING id"
+        ),
+        {"grace": grace_s},
+    )
+    passed = len(rows.all())
+    await session.commit()
+    return passed
+
+
+@dataclass(frozen=True, slots=True)
+class DueCallback:
+    lead_id: int
+    agent_id: int
+    name: str
+    phone_e164: str
+    due_at: datetime
+
+
+async def due_callbacks(
+    session: AsyncSession, agent_ids: list[int], since: datetime | None
+) -> tuple[datetime, list[DueCallback]]:
+    """Personal callbacks of these agents that fell due after ``since``; and the database's now."""
+    now = (await session.execute(text("SELECT now()"))).scalar_one()
+    if not agent_ids:
+        return now, []
+    rows = await session.execute(
+        text(
+            "SELECT id, callback_agent_id, name, phone_e164, next_attempt_at FROM leads"
+            " WHERE callback_agent_id = ANY(:agents) AND status = 'callback' AND held_by IS NULL"
+            " AND deleted_at IS NULL AND next_attempt_at <= :now"
+            " AND (CAST(:since AS timestamptz) IS NULL OR next_attempt_at > :since)"
+            " ORDER BY next_attempt_at"
+        ),
+        {"agents": agent_ids, "now": now, "since": since},
+    )
+    return now, [DueCallback(*r) for r in rows]
 
 
 async def release_expired_leases(session: AsyncSession) -> list[tuple[int, int]]:

@@ -214,6 +214,15 @@ class Lead(Base):
         Index("leads_created", "created_at", postgresql_using="brin"),
         Index("leads_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
         Index("leads_cleared_phone", "phone_e164", postgresql_where=text("cleared_at IS NOT NULL")),
+        Index(
+            "leads_callbacks",
+            "callback_agent_id",
+            "next_attempt_at",
+            postgresql_where=text(
+                "status = 'callback' AND callback_agent_id IS NOT NULL AND held_by IS NULL"
+                " AND deleted_at IS NULL"
+            ),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # No foreign keys on leads' references (migration 0003): leads is the hot table, and every
@@ -240,6 +249,8 @@ class Lead(Base):
     notes: Mapped[str] = mapped_column(Text, server_default="")
     # When the contact policy cleared the held lead for dialling (migration 0004).
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The agent a callback was promised by; NULL: anyone (migration 0005).
+    callback_agent_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class SystemSetting(Base):
