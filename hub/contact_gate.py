@@ -100,6 +100,9 @@ class ContactGate:
             lead = await contact_store.lead_contact(s, lead_id)
             if lead is None:
                 return None
+            if lead.held_by == agent_id and lead.cleared_at is not None:
+                # Already cleared for this agent (a reconnect): never pull a lead from under them.
+                return Verdict(Decision(now, (), now), self.zone_of(lead))
             await contact_store.lock_number(s, lead.phone_e164)
             lead = await contact_store.lead_contact(s, lead_id)  # again, now that checks are serialised
             assert lead is not None

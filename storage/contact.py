@@ -57,11 +57,14 @@ class LeadContact:
     on_dnc: bool
     lead_attempts: tuple[datetime, ...]
     phone_attempts: tuple[datetime, ...]
+    held_by: int | None = None
+    cleared_at: datetime | None = None
 
 
 _FACTS = text(
     """
     SELECT l.id, l.phone_e164, l.campaign_id, l.status, l.callback_at, l.last_outcome,
+        l.held_by, l.cleared_at,
         EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = l.phone_e164
                 AND (d.campaign_id IS NULL OR d.campaign_id = l.campaign_id)) AS on_dnc,
         ARRAY(SELECT c.created_at FROM contact_attempts c WHERE c.lead_id = l.id ORDER BY 1) AS lead_times,
@@ -91,6 +94,8 @@ async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | Non
         row.on_dnc,
         tuple(row.lead_times),
         tuple(row.phone_times),
+        row.held_by,
+        row.cleared_at,
     )
 
 

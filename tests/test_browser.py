@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 
@@ -111,3 +112,23 @@ async def test_wrong_password_shows_an_error_and_keeps_the_user_on_the_login_pag
     await expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
     await expect(page).to_have_url(f"{hub_server.base}/login")
     await expect(page.get_by_label("Username")).to_have_value("bob")
+
+
+async def test_a_supervisor_asks_why_a_lead_may_not_be_called(hub_server, db, page):
+    await add_user(db, "sue", role="supervisor")
+    [listed, _other] = await add_leads(db, 2)
+    async with db() as s:
+        await s.execute(text("INSERT INTO dnc_numbers (phone_e164) VALUES (:p)"), {"p": listed})
+        await s.commit()
+        lead_id = (
+            await s.execute(text("SELECT id FROM leads WHERE phone_e164 = :p"), {"p": listed})
+        ).scalar()
+    await sign_in(page, hub_server.base, "sue")
+    await page.get_by_role("link", name="Why not?").first.click()
+    await page.get_by_label("Lead id").fill(str(lead_id))
+    await page.get_by_role("button", name="Ask").click()
+    await expect(page.get_by_test_id("verdict")).to_contain_text(f"{masked(listed)} may not be called now.")
+    await expect(page.get_by_test_id("verdict")).to_contain_text("Never again.")
+    await expect(page.get_by_test_id("reasons")).to_contain_text("on a do-not-call list: never")
+    if shots := os.environ.get("LINEUP_SCREENSHOT_DIR"):
+        await page.screenshot(path=f"{shots}/why-not.png", full_page=True)
