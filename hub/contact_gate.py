@@ -51,6 +51,8 @@ class Verdict:
 
 
 class ContactGate:
+    """The hub's one door between dispatch and the contact policy (one per hub process)."""
+
     def __init__(self, db: async_sessionmaker[AsyncSession]) -> None:
         self._db = db
         self._loaded_at = -POLICIES_TTL_S
@@ -62,8 +64,10 @@ class ContactGate:
         """The policies a lead of this campaign obeys: its campaign's (or the default), the system's."""
         if time.monotonic() - self._loaded_at > POLICIES_TTL_S:
             await self._load(session)
-        own = self._campaigns.get(campaign_id, self._default) if campaign_id is not None else self._default
-        return [own, self._system]
+        return [self._own_policy(campaign_id), self._system]
+
+    def _own_policy(self, campaign_id: int | None) -> ContactPolicy:
+        return self._default if campaign_id is None else self._campaigns.get(campaign_id, self._default)
 
     def forget_policies(self) -> None:
         """Re-read the policies before the next decision (one was just saved)."""
@@ -105,7 +109,8 @@ class ContactGate:
                 return Verdict(Decision(now, (), now), self.zone_of(lead))
             await contact_store.lock_number(s, lead.phone_e164)
             lead = await contact_store.lead_contact(s, lead_id)  # again, now that checks are serialised
-            assert lead is not None
+            if lead is None:  # purged meanwhile
+                return None
             now = max(now, datetime.now(UTC))  # the lock may have waited
             decision = await self.decision(s, lead, now)
             if decision.dialable:
@@ -142,12 +147,7 @@ class ContactGate:
 
     def zone_of(self, lead: contact_store.LeadContact) -> ZoneInfo:
         """The zone the lead's campaign policy reads the customer's clock in (cached policies)."""
-        own = (
-            self._campaigns.get(lead.campaign_id, self._default)
-            if lead.campaign_id is not None
-            else self._default
-        )
-        return customer_zone(own, lead.phone_e164)
+        return customer_zone(self._own_policy(lead.campaign_id), lead.phone_e164)
 
     async def after_contact(self, lead_id: int, now: datetime) -> None:
         """A contact was recorded: the lead is due again no sooner than the policy allows."""
