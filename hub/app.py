@@ -16,7 +16,16 @@ from starlette.staticfiles import StaticFiles
 from hub import api, ws
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
-from web import allocation_pages, campaign_pages, dnc_pages, import_pages, pages, policy_pages, recycle_pages
+from web import (
+    allocation_pages,
+    callback_pages,
+    campaign_pages,
+    dnc_pages,
+    import_pages,
+    pages,
+    policy_pages,
+    recycle_pages,
+)
 
 log = logging.getLogger("lineup.app")
 STATIC_DIR = Path(pages.__file__).with_name("static")
@@ -36,6 +45,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/agents/{agent_id}/logout", api.log_agent_out, methods=["POST"]),
         *import_pages.ROUTES,
         *policy_pages.ROUTES,
+        *callback_pages.ROUTES,
         *campaign_pages.ROUTES,
         *allocation_pages.ROUTES,
         *dnc_pages.ROUTES,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import text
 
 from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, token
+from tests.seed import add_leads, add_user, csrf_in, signed_in, token
 
 
 async def _ready_agent(server, username: str) -> AgentClient:
@@ -56,3 +57,61 @@ async def test_a_due_callback_reaches_its_agent_within_a_second_then_passes_to_a
     assert owner is None
     await ann.close()
     await bob.close()
+
+
+async def test_supervisors_see_and_move_callbacks(hub_server, db):
+    await add_user(db, "sue", role="supervisor")
+    ann, bob, tia = (
+        await add_user(db, "ann"),
+        await add_user(db, "bob"),
+        await add_user(db, "tia", role="tmk"),
+    )
+    await add_leads(db, 2)
+    due = datetime.now(UTC) - timedelta(minutes=1)  # already due, promised by Ann who is away
+    async with db() as s:
+        await s.execute(
+            text(
+                "UPDATE leads SET status = 'callback', callback_at = :at, next_attempt_at = :at, callback_agent_id = :ann"
+            ),
+            {"at": due, "ann": ann},
+        )
+        await s.commit()
+        first, second = (await s.execute(text("SELECT id FROM leads ORDER BY id"))).scalars().all()
+    bobs = await _ready_agent(hub_server, "bob")
+    await bobs.expect("lead.none")  # Ann's callbacks are hers
+
+    sue = {"authorization": f"Bearer {await token(hub_server.base, 'sue')}"}
+    async with httpx.AsyncClient(base_url=hub_server.base, timeout=30, headers=sue) as api:
+        listed = (await api.get("/api/callbacks")).json()["callbacks"]
+        assert [(c["lead_id"], c["agent_id"]) for c in listed] == [(first, ann), (second, ann)]
+        assert (await api.put(f"/api/callbacks/{first}", json={"agent_id": tia})).status_code == 400
+        assert (await api.put(f"/api/callbacks/{first}", json={"agent_id": "x"})).status_code == 400
+        assert (await api.put("/api/callbacks/999999", json={"agent_id": None})).status_code == 404
+        moved = await api.put(f"/api/callbacks/{first}", json={"agent_id": bob})
+        assert moved.status_code == 200
+    got = await bobs.expect("lead.assigned")
+    assert got["lead"]["id"] == first, "the moved, due callback reaches Bob at once"
+    await bobs.expect("callback.due")
+    async with db() as s:
+        audit = (
+            (await s.execute(text("SELECT detail FROM audit_log WHERE action = 'callback_reassigned'")))
+            .scalars()
+            .all()
+        )
+    assert audit == [{"from": ann, "to": bob}]
+    await bobs.close()
+
+    page = await signed_in(hub_server.base, "sue")
+    try:
+        listing = await page.get("/callbacks")
+        assert listing.status_code == 200 and f'data-lead="{second}"' in listing.text
+        form = {"csrf": csrf_in(listing.text), "agent_id": "anyone"}
+        assert (await page.post(f"/callbacks/{second}", data=form)).status_code == 303
+        expired = await page.post(f"/callbacks/{second}", data={"csrf": "stale", "agent_id": "anyone"})
+        assert expired.status_code == 400 and "form expired" in expired.text
+    finally:
+        await page.aclose()
+    async with db() as s:
+        assert (
+            await s.execute(text("SELECT callback_agent_id FROM leads WHERE id = :i"), {"i": second})
+        ).scalar() is None

@@ -38,6 +38,9 @@ def _links() -> list[Link]:
         ),
         Link("/dnc", _("Do not call"), _("Numbers that must never be dialled."), Permission.MANAGE_LEADS),
         Link(
+            "/callbacks", _("Callbacks"), _("Promised callbacks: see and move them."), Permission.MANAGE_LEADS
+        ),
+        Link(
             "/why-not",
             _("Why not?"),
             _("Whether a lead or number may be called now, and why not."),
