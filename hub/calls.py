@@ -63,6 +63,12 @@ class CallDesk:
                 raise ProtocolError(
                     "dnc", "this number is on a do-not-call list; dispose of the lead", command_id
                 )
+        # And the whole contact policy: hours may have closed, or a limit changed, since the claim.
+        verdict = await self.hub.contact.verdict_for(lead_id, datetime.now(UTC))
+        if verdict is not None and not verdict.decision.dialable:
+            why = verdict.main_reason()
+            raise ProtocolError("not_dialable", f"this lead may not be called now: {why}", command_id)
+        async with self.hub.db() as s:
             call_id = uuid.uuid4()
             started = datetime.now(UTC)
             await call_store.start_call(

@@ -137,6 +137,11 @@ class ContactGate:
             lead = await contact_store.lead_contact(s, lead_id)
             return None if lead is None else (lead, await self.decision(s, lead, now))
 
+    async def verdict_for(self, lead_id: int, now: datetime) -> Verdict | None:
+        """The decision for one lead with the customer's zone (a dial-time check)."""
+        found = await self.lead_decision(lead_id, now)
+        return None if found is None else Verdict(found[1], self.zone_of(found[0]))
+
     async def number_decision(
         self, phone_e164: str, campaign_id: int | None, now: datetime
     ) -> tuple[contact_store.LeadContact, Decision]:
