@@ -101,16 +101,17 @@ class ContactGate:
     async def clear(self, agent_id: int, lead_id: int, now: datetime) -> Verdict | None:
         """Clear the agent's freshly claimed lead for dialling, or give it back; None if it is gone."""
         async with self._db() as s:
-            lead = await contact_store.lead_contact(s, lead_id)
-            if lead is None:
+            hold = await contact_store.hold_of(s, lead_id)
+            if hold is None:
                 return None
-            if lead.held_by == agent_id and lead.cleared_at is not None:
-                # Already cleared for this agent (a reconnect): never pull a lead from under them.
-                return Verdict(Decision(now, (), now), self.zone_of(lead))
-            await contact_store.lock_number(s, lead.phone_e164)
-            lead = await contact_store.lead_contact(s, lead_id)  # again, now that checks are serialised
+            phone, held_by, cleared_at = hold
+            await contact_store.lock_number(s, phone)
+            lead = await contact_store.lead_contact(s, lead_id)  # read once checks are serialised
             if lead is None:  # purged meanwhile
                 return None
+            if held_by == agent_id and cleared_at is not None:
+                # Already cleared for this agent (a reconnect): never pull a lead from under them.
+                return Verdict(Decision(now, (), now), self.zone_of(lead))
             now = max(now, datetime.now(UTC))  # the lock may have waited
             decision = await self.decision(s, lead, now)
             if decision.dialable:

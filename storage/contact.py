@@ -34,7 +34,7 @@ async def put_setting(session: AsyncSession, key: str, value: dict[str, Any], ac
             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(),"
             " updated_by = EXCLUDED.updated_by"
         ),
-        {"k": key, "v": _json(value), "actor": actor_id},
+        {"k": key, "v": json.dumps(value, ensure_ascii=False), "actor": actor_id},
     )
 
 
@@ -57,14 +57,11 @@ class LeadContact:
     on_dnc: bool
     lead_attempts: tuple[datetime, ...]
     phone_attempts: tuple[datetime, ...]
-    held_by: int | None = None
-    cleared_at: datetime | None = None
 
 
 _FACTS = text(
     """
     SELECT l.id, l.phone_e164, l.campaign_id, l.status, l.callback_at, l.last_outcome,
-        l.held_by, l.cleared_at,
         EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = l.phone_e164
                 AND (d.campaign_id IS NULL OR d.campaign_id = l.campaign_id)) AS on_dnc,
         ARRAY(SELECT c.created_at FROM contact_attempts c WHERE c.lead_id = l.id ORDER BY 1) AS lead_times,
@@ -94,8 +91,6 @@ async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | Non
         row.on_dnc,
         tuple(row.lead_times),
         tuple(row.phone_times),
-        row.held_by,
-        row.cleared_at,
     )
 
 
@@ -117,6 +112,16 @@ async def number_contact(session: AsyncSession, phone_e164: str, campaign_id: in
     """The facts of a new lead with this number in this campaign (lead id 0, never contacted)."""
     row = (await session.execute(_NUMBER_FACTS, {"phone": phone_e164, "campaign": campaign_id})).one()
     return LeadContact(0, phone_e164, campaign_id, "new", None, None, row.on_dnc, (), tuple(row.phone_times))
+
+
+async def hold_of(session: AsyncSession, lead_id: int) -> tuple[str, int | None, datetime | None] | None:
+    """A lead's number, holder and clearing time (the cheap look-up before the lock)."""
+    row = (
+        await session.execute(
+            text("SELECT phone_e164, held_by, cleared_at FROM leads WHERE id = :lead"), {"lead": lead_id}
+        )
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def lock_number(session: AsyncSession, phone_e164: str) -> None:
@@ -158,7 +163,3 @@ async def reschedule(session: AsyncSession, lead_id: int, earliest: datetime | N
         ),
         {"at": earliest, "close": close, "lead": lead_id},
     )
-
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False)

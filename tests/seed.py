@@ -74,6 +74,12 @@ def csrf_in(html: str) -> str:
     return match.group(1)
 
 
+async def api_client(base: str, username: str, password: str = PASSWORD) -> httpx.AsyncClient:
+    """An HTTP client that calls the JSON API with the user's bearer token."""
+    bearer = await token(base, username, password)
+    return httpx.AsyncClient(base_url=base, timeout=30, headers={"authorization": f"Bearer {bearer}"})
+
+
 async def signed_in(base: str, username: str, password: str = PASSWORD) -> httpx.AsyncClient:
     """An HTTP client with a browser-like session, signed in through the login form."""
     http = httpx.AsyncClient(base_url=base, timeout=60, headers={"accept": "text/html"})

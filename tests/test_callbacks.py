@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import text
 
 from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, csrf_in, signed_in, token
+from tests.seed import add_leads, add_user, api_client, csrf_in, signed_in, token
 
 
 async def _ready_agent(server, username: str) -> AgentClient:
@@ -80,8 +79,7 @@ async def test_supervisors_see_and_move_callbacks(hub_server, db):
     bobs = await _ready_agent(hub_server, "bob")
     await bobs.expect("lead.none")  # Ann's callbacks are hers
 
-    sue = {"authorization": f"Bearer {await token(hub_server.base, 'sue')}"}
-    async with httpx.AsyncClient(base_url=hub_server.base, timeout=30, headers=sue) as api:
+    async with await api_client(hub_server.base, "sue") as api:
         listed = (await api.get("/api/callbacks")).json()["callbacks"]
         assert [(c["lead_id"], c["agent_id"]) for c in listed] == [(first, ann), (second, ann)]
         assert (await api.put(f"/api/callbacks/{first}", json={"agent_id": tia})).status_code == 400

@@ -6,14 +6,13 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import text
 
 from hub.policy import Caps, ContactPolicy, local, policy_json, zone_named
 from storage import contact as contact_store
 from storage.lead_intake import NewLead, insert_leads
 from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, cn_mobiles, token
+from tests.seed import add_leads, add_user, api_client, cn_mobiles, token
 from tests.test_concurrency import add_agents
 
 SHANGHAI = zone_named("Asia/Shanghai")
@@ -101,9 +100,8 @@ async def test_a_lead_on_screen_is_checked_again_when_dialled(hub_server, db):
     # While the lead is on screen, an administrator declares today a day without calls.
     today = local(datetime.now(SHANGHAI), SHANGHAI).date()
     quiet = policy_json(ContactPolicy(blackout_dates=frozenset({today})))
-    async with httpx.AsyncClient(base_url=hub_server.base, timeout=30) as http:
-        admin = {"authorization": f"Bearer {await token(hub_server.base, 'root')}"}
-        assert (await http.put("/api/contact-policies/system", json=quiet, headers=admin)).status_code == 200
+    async with await api_client(hub_server.base, "root") as admin:
+        assert (await admin.put("/api/contact-policies/system", json=quiet)).status_code == 200
     refused = await ann.reply(await ann.send("call.dial", lead_id=lead["id"]))
     assert refused["type"] == "error" and refused["code"] == "not_dialable"
     assert "a day without calls" in refused["message"]

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, time, timedelta
 
-import httpx
 from sqlalchemy import text
 
 from hub.policy import Caps, ContactPolicy, first_instant, local, policy_json, zone_named
 from storage import contact as contact_store
-from tests.seed import add_leads, add_user, signed_in, token
+from tests.seed import add_leads, add_user, api_client, signed_in
 
 SHANGHAI = zone_named("Asia/Shanghai")
-
-
-async def _bearer(base: str, username: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base, timeout=30, headers={"authorization": f"Bearer {await token(base, username)}"}
-    )
 
 
 async def test_reasons_and_earliest_times_for_leads_and_numbers(hub_server, db):
@@ -52,7 +45,7 @@ async def test_reasons_and_earliest_times_for_leads_and_numbers(hub_server, db):
         await s.commit()
         ids = dict((await s.execute(text("SELECT phone_e164, id FROM leads"))).all())
 
-    async with await _bearer(hub_server.base, "sue") as api:
+    async with await api_client(hub_server.base, "sue") as api:
         dnc = (await api.get(f"/api/leads/{ids[listed]}/decision")).json()
         assert (dnc["dialable"], dnc["earliest"]) == (False, None)
         assert [r["code"] for r in dnc["reasons"]] == ["do_not_call"]
@@ -75,7 +68,7 @@ async def test_reasons_and_earliest_times_for_leads_and_numbers(hub_server, db):
         assert (await api.get("/api/phones/12345/decision")).status_code == 400
         assert (await api.get(f"/api/phones/{called}/decision?campaign_id=999")).status_code == 404
 
-    async with await _bearer(hub_server.base, "ann") as agent_api:
+    async with await api_client(hub_server.base, "ann") as agent_api:
         assert (await agent_api.get(f"/api/leads/{ids[listed]}/decision")).status_code == 403
 
     page = await signed_in(hub_server.base, "sue")
@@ -109,7 +102,7 @@ async def test_policies_are_saved_validated_and_applied_at_once(hub_server, db):
         "windows": [{"weekdays": everyday, "start": "00:00", "end": "24:00"}],
         "blackout_dates": [local(datetime.now(SHANGHAI), SHANGHAI).date().isoformat()],
     }
-    async with await _bearer(hub_server.base, "sue") as api:
+    async with await api_client(hub_server.base, "sue") as api:
         before = (await api.get(f"/api/campaigns/{campaign}/contact-policy")).json()
         assert before["source"] == "default"  # the tests' default: always open
         bad = await api.put(
@@ -132,7 +125,7 @@ async def test_policies_are_saved_validated_and_applied_at_once(hub_server, db):
         assert (await api.put("/api/contact-policies/system", json=closed_today)).status_code == 403
         assert (await api.get(f"/api/campaigns/{campaign + 100}/contact-policy")).status_code == 404
 
-    async with await _bearer(hub_server.base, "root") as admin:
+    async with await api_client(hub_server.base, "root") as admin:
         assert (await admin.get("/api/contact-policies/system")).json()["source"] == "built-in"
         mornings = {"windows": [{"weekdays": everyday, "start": "06:00", "end": "07:00"}]}
         assert (await admin.put("/api/contact-policies/system", json=mornings)).status_code == 200

@@ -13,7 +13,6 @@ is offered at once.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from storage import users as user_store
 from storage.models import Lead
 from web.csrf import csrf_ok
 from web.i18n import _
+from web.json_body import BodyRefused, json_object
 from web.pages import render
 
 
@@ -120,13 +120,11 @@ async def api_callbacks(request: Request) -> Response:
 
 @requires(Permission.MANAGE_LEADS)
 async def api_callback_move(request: Request) -> Response:
-    if "json" not in request.headers.get("content-type", ""):
-        return JSONResponse({"error": "send Content-Type: application/json"}, status_code=415)
     try:
-        body = json.loads(await request.body())
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or "agent_id" not in body:
+        body = await json_object(request)
+    except BodyRefused as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if "agent_id" not in body:
         return JSONResponse({"error": 'send {"agent_id": id or null}'}, status_code=400)
     try:
         await _move(request, request.path_params["lead_id"], body["agent_id"])

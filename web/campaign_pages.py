@@ -15,7 +15,6 @@ reads requests, words the refusals and renders. Every change is audited by the s
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -33,6 +32,7 @@ from storage import campaigns as store
 from storage.models import Campaign, User
 from web.csrf import csrf_ok
 from web.i18n import _
+from web.json_body import BodyRefused, json_object
 from web.pages import render
 from web.policy_pages import checked_policy, policy_problems
 
@@ -134,21 +134,10 @@ async def _checked_form(request: Request) -> FormData:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    if "json" not in request.headers.get("content-type", ""):
-        raise BadInput("send Content-Type: application/json", 415)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
-        raise BadInput("the request body is too large", 413)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadInput("the request body is too large", 413)
     try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise BadInput("send a JSON object")
-    return data
+        return await json_object(request, MAX_BODY)
+    except BodyRefused as exc:
+        raise BadInput(exc.message, exc.status) from None
 
 
 def _campaign_id(request: Request) -> int:

@@ -21,7 +21,6 @@ This process applies a saved policy at once; other hub processes within a few se
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +47,7 @@ from storage import campaigns as campaign_store
 from storage import contact as contact_store
 from storage.contact import LeadContact
 from web.i18n import _
+from web.json_body import BodyRefused, json_object
 from web.pages import render
 
 
@@ -163,21 +163,8 @@ def _refused(exc: PolicyError) -> JSONResponse:
     )
 
 
-class NotJson(Exception):
-    """Writes take JSON only: a cross-site form cannot send it, so a cookie alone cannot forge one."""
-
-
-async def _body(request: Request) -> Any:
-    if "json" not in request.headers.get("content-type", ""):
-        raise NotJson
-    try:
-        return json.loads(await request.body())
-    except ValueError:
-        return None
-
-
-def _not_json() -> JSONResponse:
-    return JSONResponse({"error": "send Content-Type: application/json"}, status_code=415)
+def _body_refused(exc: BodyRefused) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
 @requires(Permission.MANAGE_LEADS)
@@ -195,14 +182,14 @@ async def api_campaign_policy(request: Request) -> Response:
             default = await contact_store.setting(s, contact_store.DEFAULT_POLICY) or DEFAULT_POLICY_JSON
             return JSONResponse({"source": "campaign" if own else "default", "policy": own or default})
         try:
-            policy = checked_policy(await _body(request))
+            policy = checked_policy(await json_object(request))
             system = await contact_store.setting(s, contact_store.SYSTEM_POLICY)
             if system is not None and not windows_meet(parse_policy(policy), parse_policy(system)):
                 raise PolicyError([("windows", "never overlap the system-wide calling hours")])
         except PolicyError as exc:
             return _refused(exc)
-        except NotJson:
-            return _not_json()
+        except BodyRefused as exc:
+            return _body_refused(exc)
         principal = request.state.principal
         await campaign_store.update_campaign(
             s, campaign.id, campaign.name, campaign.active, {"contact": policy}, actor_id=principal.id
@@ -229,11 +216,11 @@ async def api_system_policy(request: Request) -> Response:
             )
             return JSONResponse({"source": "stored" if stored else "built-in", "policy": stored or fallback})
         try:
-            policy = checked_policy(await _body(request))
+            policy = checked_policy(await json_object(request))
         except PolicyError as exc:
             return _refused(exc)
-        except NotJson:
-            return _not_json()
+        except BodyRefused as exc:
+            return _body_refused(exc)
         principal = request.state.principal
         await contact_store.put_setting(s, key, policy, principal.id)
         await audit.record(
