@@ -25,6 +25,7 @@ from hub import embedded
 from hub.passwords import hash_password
 from hub.policy import ContactPolicy, policy_json
 from storage import contact as contact_store
+from storage import quotas as quota_store
 from storage.db import create_engine, session_factory
 from storage.lead_intake import NewLead, insert_leads
 from storage.migrate import migrate
@@ -80,8 +81,8 @@ def pool_leads(count: int) -> list[NewLead]:
 async def seed(database_url: str, names: list[str], leads: int) -> None:
     """Sales agents sharing one password hash (argon2 is slow), then the lead pool in chunks.
 
-    The pool's policy lets every lead be called at any hour with no caps: the bench measures
-    dispatch, and must not depend on the time of day it runs at.
+    The pool's policy lets every lead be called at any hour with no caps, and agents have no
+    quotas: the bench measures dispatch, and must not depend on the time of day it runs at.
     """
     password_hash = hash_password(PASSWORD)
     engine = create_engine(database_url, pool_size=1)
@@ -95,6 +96,7 @@ async def seed(database_url: str, names: list[str], leads: int) -> None:
             await contact_store.put_setting(
                 s, contact_store.DEFAULT_POLICY, policy_json(ContactPolicy()), actor_id=None
             )
+            await contact_store.put_setting(s, quota_store.QUOTAS, {}, actor_id=None)  # no caps
             await s.commit()
             new_leads = pool_leads(leads)
             for start in range(0, leads, LEAD_CHUNK):

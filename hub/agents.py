@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lineup.agents")
 
 DEFAULT_SALES_CAMPAIGN = "Sales"  # receives TMK hand-offs when the TMK campaign names no other
-# Leads the contact policy may hold back in one offer before the agent is told why (each one goes
-# back, due when the policy allows, so the next offer starts past them).
-CLAIM_TRIES = 5
 
 # Every websocket command and the permission it needs.
 COMMAND_PERMISSIONS: dict[str, Permission] = {
@@ -253,7 +250,8 @@ class AgentDesk:
         warning = self._stock_warning(stock)
         if warning:
             self.deliver(agent.id, warning)
-        await self.offer_next_lead(agent.id, holds_none=True)
+        await self.push_quota_warnings(agent.id)
+        await self.offer_next_lead(agent.id)
 
     async def _handoff_campaign(self, agent_id: int) -> int:
         """The sales campaign that receives the TMK agent's lead: the TMK campaign's setting, else "Sales"."""
@@ -287,44 +285,35 @@ class AgentDesk:
                 live.none_reason = None
         self.deliver(agent_id, presence.as_event())
 
-    async def offer_next_lead(self, agent_id: int, *, holds_none: bool = False) -> None:
-        """If the agent is ready and has no lead on screen, claim one and push it (or say why not).
-
-        ``holds_none``: the agent has just released its lead, so there is no held lead to look up.
-        """
+    async def offer_next_lead(self, agent_id: int) -> None:
+        """If the agent is ready and has no lead on screen, claim one and push it (or say why not)."""
         live = self.live.get(agent_id)
         if live is None or live.state is not AgentState.READY or live.lead_id is not None:
             return
         async with live.lock:
             if live.state is not AgentState.READY or live.lead_id is not None:
                 return
-            settings = self.hub.settings
             general = works_general_pool(live.principal)
-            refused: Verdict | None = None
-            for _ in range(CLAIM_TRIES):
+            quota, day, _ = await self.hub.quota_desk.quota_of(agent_id)
+            offer = await self.hub.dispatch.next_lead(
+                agent_id, general_pool=general, new_lead_cap=quota.daily_new_leads, day=day
+            )
+            lead = offer.lead
+            if lead is not None:
                 async with self.hub.db() as s:
-                    lead = await lead_store.claim_next_lead(
-                        s, agent_id, settings.lead_lease_s, general_pool=general, holds_none=holds_none
-                    )
-                if lead is None:
-                    break
-                holds_none = True  # a refused lead goes back: nothing is held any more
-                verdict = await self.hub.contact.clear(agent_id, lead.id, datetime.now(UTC))
-                if verdict is not None and verdict.decision.dialable:
-                    async with self.hub.db() as s:
-                        history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
-                    live.lead_id, live.none_reason = lead.id, None
-                    if lead.status == "callback" and lead.callback_at is not None:
-                        self._tell_callback_due(
-                            agent_id, lead.id, lead.name, lead.phone_e164, lead.callback_at
-                        )
-                    await self.hub.presence.set_lead(agent_id, lead.id)
-                    self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
-                    return
-                refused = verdict
+                    history = await lead_store.lead_history(s, lead.id) if lead.attempts else []
+                live.lead_id, live.none_reason = lead.id, None
+                if lead.status == "callback" and lead.callback_at is not None:
+                    self._tell_callback_due(agent_id, lead.id, lead.name, lead.phone_e164, lead.callback_at)
+                await self.hub.presence.set_lead(agent_id, lead.id)
+                self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
+                if offer.fresh:
+                    await self.push_quota_warnings(agent_id)
+                return
             async with self.hub.db() as s:
                 due = await lead_store.next_due(s, agent_id, general_pool=general)
-            reason = self._none_reason(due, refused)
+            capped = quota.daily_new_leads is not None and await self.hub.quota_desk.cap_reached(agent_id)
+            reason = self._none_reason(due, offer.refused, capped)
             if reason != live.none_reason:
                 live.none_reason = reason
                 self.deliver(
@@ -401,11 +390,19 @@ class AgentDesk:
     def connected_agent_ids(self) -> list[int]:
         return list(self.live)
 
+    async def push_quota_warnings(self, agent_id: int) -> None:
+        """Tell the agent of each quota warning newly earned today (a cap, the target, the pace)."""
+        for warning in await self.hub.quota_desk.new_warnings(agent_id):
+            self.deliver(agent_id, warning.as_event())
+
     @staticmethod
-    def _none_reason(due: datetime | None, refused: Verdict | None) -> str:
+    def _none_reason(due: datetime | None, refused: Verdict | None, capped: bool) -> str:
         if refused is not None and not refused.decision.dialable:
             # The leads tried just now were held back by the contact policy: say by what.
             return f"your next leads may not be called now: {refused.main_reason()}"
+        if capped:
+            reason = "you have had all your new leads for today"
+            return reason + (f"; the next retry or callback is due at {due:%Y-%m-%d %H:%M %Z}" if due else "")
         if due is None:
             return "no leads left: your list and the shared pool are empty"
         return f"no lead is due now; the next one is due at {due.isoformat(timespec='minutes')}"

@@ -24,7 +24,9 @@ from web import (
     import_pages,
     pages,
     policy_pages,
+    quota_pages,
     recycle_pages,
+    why_not_pages,
 )
 
 log = logging.getLogger("lineup.app")
@@ -45,7 +47,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/agents/{agent_id}/logout", api.log_agent_out, methods=["POST"]),
         *import_pages.ROUTES,
         *policy_pages.ROUTES,
+        *why_not_pages.ROUTES,
         *callback_pages.ROUTES,
+        *quota_pages.ROUTES,
         *campaign_pages.ROUTES,
         *allocation_pages.ROUTES,
         *dnc_pages.ROUTES,

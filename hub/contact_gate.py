@@ -1,9 +1,9 @@
 """The contact policy at work in dispatch: every claimed lead is cleared for dialling or given back.
 
-handler → manager → action, as elsewhere in hub/: :meth:`ContactGate.clear` loads the lead's facts
-under a lock on its number (storage.contact), asks the pure policy (hub.policy) and then either
-marks the hold cleared or defers the lead to the earliest time the policy allows. After a contact,
-:meth:`after_contact` pushes the lead's next attempt to that time too.
+The claim (storage.dispatch) reads a claimed lead's facts under a lock on its number and asks
+:meth:`ContactGate.judge`, which decides with the pure policy (hub.policy): the claim is kept, or
+given back due at the earliest time the policy allows. After a contact, :meth:`after_contact`
+pushes the lead's next attempt to that time too.
 
 Policies come from ``system_settings`` (the system-wide limits and the default policy) and each
 campaign's ``settings["contact"]``, re-read every few seconds.
@@ -32,6 +32,7 @@ from hub.policy import (
 )
 from hub.policy.explain import main_reason
 from storage import contact as contact_store
+from storage.dispatch import ClaimedLead, Refusal
 
 log = logging.getLogger("lineup.contact")
 
@@ -60,11 +61,11 @@ class ContactGate:
         self._default = parse_policy(DEFAULT_POLICY_JSON)
         self._campaigns: dict[int, ContactPolicy] = {}
 
-    async def policies_for(self, session: AsyncSession, campaign_id: int | None) -> list[ContactPolicy]:
-        """The policies a lead of this campaign obeys: its campaign's (or the default), the system's."""
+    async def ready(self) -> None:
+        """Re-read the policies if the cached ones are older than :data:`POLICIES_TTL_S`."""
         if time.monotonic() - self._loaded_at > POLICIES_TTL_S:
-            await self._load(session)
-        return [self._own_policy(campaign_id), self._system]
+            async with self._db() as s:
+                await self._load(s)
 
     def _own_policy(self, campaign_id: int | None) -> ContactPolicy:
         return self._default if campaign_id is None else self._campaigns.get(campaign_id, self._default)
@@ -83,9 +84,8 @@ class ContactGate:
         }
         self._loaded_at = time.monotonic()
 
-    async def decision(
-        self, session: AsyncSession, lead: contact_store.LeadContact, now: datetime
-    ) -> Decision:
+    def decision(self, lead: contact_store.LeadContact, now: datetime) -> Decision:
+        """The decision on a lead's facts with the cached policies (call :meth:`ready` first)."""
         facts = ContactFacts(
             lead.phone_e164,
             lead.status,
@@ -96,47 +96,31 @@ class ContactGate:
             lead_attempts=lead.lead_attempts,
             phone_attempts=lead.phone_attempts,
         )
-        return decide(await self.policies_for(session, lead.campaign_id), facts, now)
+        # The campaign's own policy (or the default) and the system-wide limits on top of it.
+        return decide([self._own_policy(lead.campaign_id), self._system], facts, now)
 
-    async def clear(self, agent_id: int, lead_id: int, now: datetime) -> Verdict | None:
-        """Clear the agent's freshly claimed lead for dialling, or give it back; None if it is gone."""
-        async with self._db() as s:
-            hold = await contact_store.hold_of(s, lead_id)
-            if hold is None:
-                return None
-            phone, held_by, cleared_at = hold
-            await contact_store.lock_number(s, phone)
-            lead = await contact_store.lead_contact(s, lead_id)  # read once checks are serialised
-            if lead is None:  # purged meanwhile
-                return None
-            if held_by == agent_id and cleared_at is not None:
-                # Already cleared for this agent (a reconnect): never pull a lead from under them.
-                return Verdict(Decision(now, (), now), self.zone_of(lead))
-            now = max(now, datetime.now(UTC))  # the lock may have waited
-            decision = await self.decision(s, lead, now)
-            if decision.dialable:
-                await contact_store.clear_hold(s, lead_id, agent_id, now)
-            else:
-                await contact_store.defer_hold(
-                    s, lead_id, agent_id, decision.earliest, close=_never(decision)
-                )
-                log.info(
-                    "event=lead_deferred lead=%s agent=%s until=%s reasons=%s",
-                    lead_id,
-                    agent_id,
-                    decision.earliest.isoformat() if decision.earliest else "never",
-                    ",".join(r.code for r in decision.reasons),
-                )
-            await s.commit()
-        return Verdict(decision, self.zone_of(lead))
+    def judge(self, claimed: ClaimedLead) -> tuple[Refusal | None, Verdict]:
+        """The claim-time check of a lead just claimed (its facts read under its number's lock)."""
+        decision = self.decision(claimed.contact, datetime.now(UTC))
+        verdict = Verdict(decision, self.zone_of(claimed.contact))
+        if decision.dialable:
+            return None, verdict
+        log.info(
+            "event=lead_deferred lead=%s until=%s reasons=%s",
+            claimed.lead.id,
+            decision.earliest.isoformat() if decision.earliest else "never",
+            ",".join(r.code for r in decision.reasons),
+        )
+        return Refusal(decision.earliest, close=_never(decision)), verdict
 
     async def lead_decision(
         self, lead_id: int, now: datetime
     ) -> tuple[contact_store.LeadContact, Decision] | None:
         """The decision for one lead (the "Why not?" page and API); None for an unknown lead."""
+        await self.ready()
         async with self._db() as s:
             lead = await contact_store.lead_contact(s, lead_id)
-            return None if lead is None else (lead, await self.decision(s, lead, now))
+        return None if lead is None else (lead, self.decision(lead, now))
 
     async def verdict_for(self, lead_id: int, now: datetime) -> Verdict | None:
         """The decision for one lead with the customer's zone (a dial-time check)."""
@@ -147,9 +131,10 @@ class ContactGate:
         self, phone_e164: str, campaign_id: int | None, now: datetime
     ) -> tuple[contact_store.LeadContact, Decision]:
         """The decision for a new lead with this number in this campaign (e.g. before a manual dial)."""
+        await self.ready()
         async with self._db() as s:
             lead = await contact_store.number_contact(s, phone_e164, campaign_id)
-            return lead, await self.decision(s, lead, now)
+        return lead, self.decision(lead, now)
 
     def zone_of(self, lead: contact_store.LeadContact) -> ZoneInfo:
         """The zone the lead's campaign policy reads the customer's clock in (cached policies)."""
@@ -157,11 +142,12 @@ class ContactGate:
 
     async def after_contact(self, lead_id: int, now: datetime) -> None:
         """A contact was recorded: the lead is due again no sooner than the policy allows."""
+        await self.ready()
         async with self._db() as s:
             lead = await contact_store.lead_contact(s, lead_id)
             if lead is None or lead.status == "closed":
                 return
-            decision = await self.decision(s, lead, now)
+            decision = self.decision(lead, now)
             await contact_store.reschedule(s, lead_id, decision.earliest, close=_never(decision))
             await s.commit()
 

@@ -16,9 +16,11 @@ from hub.agents import AgentDesk
 from hub.bus import Bus
 from hub.calls import CallDesk
 from hub.contact_gate import ContactGate
+from hub.dispatch import Dispatcher
 from hub.identity import TokenSigner
 from hub.lead_import import sweep_abandoned_uploads
 from hub.presence import PresenceStore
+from hub.quota_desk import QuotaDesk
 from hub.settings import Settings
 from storage import leads as lead_store
 from storage.db import create_engine, session_factory
@@ -65,6 +67,10 @@ class Hub:
         self.gateway: Gateway = build_gateway(settings)
         self.tokens = TokenSigner(settings.secret_key, settings.token_ttl_s)
         self.contact = ContactGate(self.db)
+        self.dispatch = Dispatcher(
+            settings.database_url, self.contact, settings.lead_lease_s, settings.dispatch_pool_size
+        )
+        self.quota_desk = QuotaDesk(self.db, self.redis, settings.redis_prefix)
         self.agents = AgentDesk(self)
         self.calls = CallDesk(self)
         self._loops: list[asyncio.Task[None]] = []
@@ -73,6 +79,7 @@ class Hub:
 
     async def start(self) -> None:
         await self.redis.ping()
+        await self.dispatch.start()
         await self.gateway.start()
         await self.bus.start(self._on_agent_message, self._on_broadcast)
         self.calls.start()
@@ -104,6 +111,7 @@ class Hub:
         await self.gateway.close()
         await self.bus.close()
         await self.redis.aclose()
+        await self.dispatch.close()
         await self.engine.dispose()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     token_ttl_s: int = 12 * 3600
 
     lead_lease_s: int = 300
+    # Connections the lead claim keeps open in each hub process (a claim holds one for about 1 ms).
+    dispatch_pool_size: int = Field(default=4, ge=1, le=50)
     presence_ttl_s: int = 60
     heartbeat_s: float = 15.0
     idle_rescan_s: float = 10.0

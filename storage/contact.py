@@ -1,9 +1,8 @@
 """What the contact policy reads and writes: its settings, a lead's contact facts, cleared holds.
 
 The policy itself (``hub.policy``) is pure; this module loads the facts it decides on and records
-the verdict. Clearing a held lead for dialling happens under a transaction-scoped advisory lock on
-the phone number, so checks of the same number run one at a time and each sees the holds cleared
-before it: two agents can never both be cleared past a number's cap.
+the verdict. Clearing a claimed lead for dialling happens in the claim itself (storage.dispatch),
+under a transaction-scoped advisory lock on the phone number.
 """
 
 from __future__ import annotations
@@ -59,22 +58,8 @@ class LeadContact:
     phone_attempts: tuple[datetime, ...]
 
 
-_FACTS = text(
-    """
-    SELECT l.id, l.phone_e164, l.campaign_id, l.status, l.callback_at, l.last_outcome,
-        EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = l.phone_e164
-                AND (d.campaign_id IS NULL OR d.campaign_id = l.campaign_id)) AS on_dnc,
-        ARRAY(SELECT c.created_at FROM contact_attempts c WHERE c.lead_id = l.id ORDER BY 1) AS lead_times,
-        ARRAY(
-            SELECT c.created_at FROM contact_attempts c WHERE c.phone_e164 = l.phone_e164
-            UNION ALL
-            SELECT o.cleared_at FROM leads o
-            WHERE o.phone_e164 = l.phone_e164 AND o.cleared_at IS NOT NULL AND o.id <> l.id
-            ORDER BY 1
-        ) AS phone_times
-    FROM leads l WHERE l.id = :lead
-    """
-)
+# lineup_lead_facts (migration 0006) is the same read the claim makes under the number's lock.
+_FACTS = text("SELECT * FROM lineup_lead_facts(:lead)")
 
 
 async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | None:
@@ -82,7 +67,7 @@ async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | Non
     if row is None:
         return None
     return LeadContact(
-        row.id,
+        lead_id,
         row.phone_e164,
         row.campaign_id,
         row.status,
@@ -112,45 +97,6 @@ async def number_contact(session: AsyncSession, phone_e164: str, campaign_id: in
     """The facts of a new lead with this number in this campaign (lead id 0, never contacted)."""
     row = (await session.execute(_NUMBER_FACTS, {"phone": phone_e164, "campaign": campaign_id})).one()
     return LeadContact(0, phone_e164, campaign_id, "new", None, None, row.on_dnc, (), tuple(row.phone_times))
-
-
-async def hold_of(session: AsyncSession, lead_id: int) -> tuple[str, int | None, datetime | None] | None:
-    """A lead's number, holder and clearing time (the cheap look-up before the lock)."""
-    row = (
-        await session.execute(
-            text("SELECT phone_e164, held_by, cleared_at FROM leads WHERE id = :lead"), {"lead": lead_id}
-        )
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
-
-
-async def lock_number(session: AsyncSession, phone_e164: str) -> None:
-    """Serialise policy checks of this number until the transaction ends."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:p, 7))"), {"p": phone_e164})
-
-
-async def clear_hold(session: AsyncSession, lead_id: int, agent_id: int, at: datetime) -> bool:
-    """Mark the agent's held lead as cleared for dialling; False if the agent no longer holds it."""
-    done = await session.execute(
-        text("UPDATE leads SET cleared_at = :at WHERE id = :lead AND held_by = :agent RETURNING id"),
-        {"at": at, "lead": lead_id, "agent": agent_id},
-    )
-    return done.first() is not None
-
-
-async def defer_hold(
-    session: AsyncSession, lead_id: int, agent_id: int, until: datetime | None, *, close: bool
-) -> None:
-    """Give back a held lead the policy refused: due again at ``until``, or closed for good."""
-    await session.execute(
-        text(
-            "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL,"
-            " next_attempt_at = coalesce(:until, next_attempt_at),"
-            " status = CASE WHEN :close THEN 'closed' ELSE status END"
-            " WHERE id = :lead AND held_by = :agent"
-        ),
-        {"until": until, "close": close, "lead": lead_id, "agent": agent_id},
-    )
 
 
 async def reschedule(session: AsyncSession, lead_id: int, earliest: datetime | None, *, close: bool) -> None:

@@ -1,4 +1,4 @@
-"""Lead queries: the atomic claim, dispositions, leases and stock."""
+"""Lead queries: the held lead, dispositions, leases and stock (the claim is storage.dispatch)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import dnc
@@ -79,81 +78,34 @@ async def held_lead(session: AsyncSession, agent_id: int) -> HeldLead | None:
     return _row(row) if row else None
 
 
-# Which shared-pool leads an agent may work: those of the active campaigns of the agent's kind
-# (sales / tmk) that it belongs to, directly or through its team (as storage.campaigns.
-# campaigns_of_agent), and for sales agents (:general) the leads of no campaign.
-_MEMBER = (
-    "(campaign_id IS NULL AND :general OR campaign_id IN (SELECT c.id FROM campaigns c"
-    " WHERE c.active AND c.kind = (SELECT role FROM users WHERE id = :agent) AND (c.id IN"
-    " (SELECT campaign_id FROM campaign_agents WHERE user_id = :agent) OR c.id IN"
-    " (SELECT ct.campaign_id FROM campaign_teams ct JOIN users u ON u.team_id = ct.team_id"
-    " WHERE u.id = :agent))))"
-)
-# A do-not-call number is never dispensed, whoever owns the lead.
-_NOT_DNC = (
-    "NOT EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = leads.phone_e164"
-    " AND (d.campaign_id IS NULL OR d.campaign_id = leads.campaign_id))"
-)
-_OPEN = "deleted_at IS NULL AND status <> 'closed'"
-_DISPENSABLE = f"held_by IS NULL AND {_OPEN} AND next_attempt_at <= now() AND {_NOT_DNC}"
-
-# A callback promised by this agent first, then owned leads, then the shared pool, in one
-# statement: each probe reads the head of its own partial index (leads_callbacks, leads_claimable,
-# leads_pool_claimable), and a later probe is gated off when an earlier one found a lead, so it
-# neither scans nor locks. Callbacks promised by other agents are theirs until they pass to anyone.
-# SKIP LOCKED lets concurrent claimers pass each other; the unique partial index
-# leads_one_per_agent makes a second held lead impossible.
-_NOT_SOMEONE_ELSES = "(callback_agent_id IS NULL OR callback_agent_id = :agent)"
-_CLAIM = text(f"""
-WITH callback AS (
-    SELECT id FROM leads WHERE callback_agent_id = :agent AND status = 'callback' AND {_DISPENSABLE}
-    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED
-), own AS (
-    SELECT id FROM leads WHERE owner_id = :agent AND {_DISPENSABLE} AND {_NOT_SOMEONE_ELSES}
-      AND NOT EXISTS (SELECT 1 FROM callback)
-    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
-), pool AS (
-    SELECT id FROM leads WHERE owner_id IS NULL AND {_DISPENSABLE} AND {_MEMBER} AND {_NOT_SOMEONE_ELSES}
-      AND NOT EXISTS (SELECT 1 FROM callback) AND NOT EXISTS (SELECT 1 FROM own)
-    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
-)
-UPDATE leads SET held_by = :agent, lease_expires_at = now() + make_interval(secs => :lease)
-WHERE leads.id IN (SELECT id FROM callback UNION ALL SELECT id FROM own UNION ALL SELECT id FROM pool)
-RETURNING {_LEAD_COLUMNS}
-""")
-
-
-async def claim_next_lead(
-    session: AsyncSession, agent_id: int, lease_s: float, *, general_pool: bool, holds_none: bool = False
-) -> HeldLead | None:
-    """Atomically give the agent one lead: the one already held, else their own, else the pool's.
-
-    ``general_pool``: the agent may also take shared leads of no campaign (sales agents).
-    ``holds_none`` skips the look-up of a held lead when the caller just released it. Commits.
-    Returns None when nothing is dispensable now.
-    """
-    if not holds_none:
-        current = await held_lead(session, agent_id)
-        if current is not None:
-            return current
-    params = {"agent": agent_id, "lease": lease_s, "general": general_pool}
-    try:
-        row = (await session.execute(_CLAIM, params)).first()
-    except IntegrityError:
-        # The same agent claimed concurrently (two sockets): keep the lead it already got.
-        await session.rollback()
-        return await held_lead(session, agent_id)
-    await session.commit()
-    return _row(row) if row is not None else None
+# Unheld leads still to be worked; the claim's partial indexes (migration 0006) share this predicate.
+_WAITING = "held_by IS NULL AND deleted_at IS NULL"
+_LISTS = "SELECT list FROM lineup_agent_lists(:agent, :general)"
 
 
 async def next_due(session: AsyncSession, agent_id: int, *, general_pool: bool) -> datetime | None:
-    """When the agent's earliest not-yet-due lead becomes due (None if there is none)."""
+    """When the agent's earliest not-yet-due lead becomes due (None if there is none).
+
+    Asked when nothing is dispensable now. One bounded probe per index of the claim: the agent's
+    callbacks, callbacks for anyone on the agent's lists, and retries owned or on those lists.
+    Fresh leads are due from the start (a refused one becomes a retry), so they are not asked.
+    """
     return (
         await session.execute(
             text(
-                f"SELECT min(next_attempt_at) FROM leads WHERE held_by IS NULL AND {_OPEN} AND {_NOT_DNC}"
-                f" AND (owner_id = :agent OR owner_id IS NULL AND {_MEMBER})"
+                f"WITH lists AS ({_LISTS}) SELECT least("
+                f" (SELECT min(next_attempt_at) FROM leads WHERE callback_agent_id = :agent"
+                f"   AND status = 'callback' AND {_WAITING}),"
+                f" (SELECT min(next_attempt_at) FROM leads WHERE status = 'callback'"
+                f"   AND callback_agent_id IS NULL AND {_WAITING}"
+                f"   AND (owner_id = :agent OR coalesce(campaign_id, 0) IN (SELECT list FROM lists))),"
+                f" (SELECT min(next_attempt_at) FROM leads WHERE coalesce(owner_id, 0) = :agent"
+                f"   AND status = 'retry'"
+                f"   AND {_WAITING} AND (callback_agent_id IS NULL OR callback_agent_id = :agent)),"
+                f" (SELECT min(due) FROM lists, LATERAL (SELECT min(next_attempt_at) AS due FROM leads"
+                f"   WHERE coalesce(owner_id, 0) = 0 AND coalesce(campaign_id, 0) = lists.list"
+                f"   AND status = 'retry'"
+                f"   AND {_WAITING} AND (callback_agent_id IS NULL OR callback_agent_id = :agent)) pool))"
             ),
             {"agent": agent_id, "general": general_pool},
         )
@@ -161,21 +113,28 @@ async def next_due(session: AsyncSession, agent_id: int, *, general_pool: bool) 
 
 
 async def remaining_stock(session: AsyncSession, agent_id: int, cap: int, *, general_pool: bool) -> int:
-    """How many unfinished leads the agent can still work, counted up to ``cap`` only (cheap).
+    """How many leads the agent can still work besides the one held, counted up to ``cap`` (cheap).
 
-    Two bounded probes (own leads, then the pool) so each reads one index range.
+    Bounded probes of the claim's indexes, each reading at most ``cap`` entries: the agent's
+    callbacks, its own fresh leads and retries, and the shared ones on its lists.
     """
-    return (
+    mine = "(callback_agent_id IS NULL OR callback_agent_id = :agent)"
+    probes = [f"SELECT 1 FROM leads WHERE callback_agent_id = :agent AND status = 'callback' AND {_WAITING}"]
+    for status in ("new", "retry"):  # one partial index each
+        probes += [
+            f"SELECT 1 FROM leads WHERE coalesce(owner_id, 0) = :agent AND status = '{status}'"
+            f" AND {_WAITING} AND {mine}",
+            f"SELECT 1 FROM leads WHERE coalesce(owner_id, 0) = 0 AND status = '{status}'"
+            f" AND {_WAITING} AND {mine}"
+            f" AND coalesce(campaign_id, 0) IN ({_LISTS})",
+        ]
+    bounded = " + ".join(f"(SELECT count(*) FROM ({probe} LIMIT :cap) p)" for probe in probes)
+    counts = (
         await session.execute(
-            text(
-                "SELECT (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id = :agent"
-                f"  AND (held_by IS NULL OR held_by = :agent) AND {_OPEN} LIMIT :cap) own)"
-                " + (SELECT count(*) FROM (SELECT 1 FROM leads WHERE owner_id IS NULL"
-                f"  AND (held_by IS NULL OR held_by = :agent) AND {_OPEN} AND {_MEMBER} LIMIT :cap) pool)"
-            ),
-            {"agent": agent_id, "cap": cap, "general": general_pool},
+            text(f"SELECT {bounded}"), {"agent": agent_id, "cap": cap, "general": general_pool}
         )
     ).scalar_one()
+    return min(counts, cap)
 
 
 async def lead_history(session: AsyncSession, lead_id: int, limit: int = 10) -> list[ContactRecord]:

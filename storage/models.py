@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -101,13 +102,18 @@ class Campaign(Base):
     """A pool of leads with its kind (sales or TMK), its agents or teams, and contact settings."""
 
     __tablename__ = "campaigns"
-    __table_args__ = (CheckConstraint("kind IN ('sales','tmk')", name="campaigns_kind_check"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('sales','tmk')", name="campaigns_kind_check"),
+        CheckConstraint("mix_weight BETWEEN 1 AND 100", name="campaigns_mix_weight_check"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(8))
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
+    # An agent working several lists gets leads from each in proportion (migration 0006).
+    mix_weight: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class CampaignAgent(Base):
@@ -184,22 +190,27 @@ class Lead(Base):
         CheckConstraint("status IN ('new','retry','callback','closed')", name="leads_status_check"),
         # One lead per agent: the database itself refuses a second held lead.
         Index("leads_one_per_agent", "held_by", unique=True, postgresql_where=text("held_by IS NOT NULL")),
-        # The claim query's index: only dispensable rows, in dispatch order.
+        # The claim's indexes (migration 0006, docs/ARCHITECTURE.md "Dispatch"): one per tier,
+        # keyed by owner, list (campaign, 0 for none) and the tier's order.
         Index(
-            "leads_claimable",
-            "owner_id",
-            "next_attempt_at",
-            "id",
-            postgresql_where=text(
-                "owner_id IS NOT NULL AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"
-            ),
+            "leads_fresh",
+            text("coalesce(owner_id, 0)"),
+            text("coalesce(campaign_id, 0)"),
+            "shuffle",
+            postgresql_where=text("status = 'new' AND held_by IS NULL AND deleted_at IS NULL"),
         ),
         Index(
-            "leads_pool_claimable",
+            "leads_retry",
+            text("coalesce(owner_id, 0)"),
+            text("coalesce(campaign_id, 0)"),
             "next_attempt_at",
-            "id",
+            postgresql_where=text("status = 'retry' AND held_by IS NULL AND deleted_at IS NULL"),
+        ),
+        Index(
+            "leads_open_callbacks",
+            "next_attempt_at",
             postgresql_where=text(
-                "owner_id IS NULL AND held_by IS NULL AND deleted_at IS NULL AND status <> 'closed'"
+                "status = 'callback' AND callback_agent_id IS NULL AND held_by IS NULL AND deleted_at IS NULL"
             ),
         ),
         Index("leads_phone", "phone_e164"),
@@ -251,6 +262,17 @@ class Lead(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The agent a callback was promised by; NULL: anyone (migration 0005).
     callback_agent_id: Mapped[int | None] = mapped_column(Integer)
+    # Fresh leads are dispensed in this random order (migration 0006).
+    shuffle: Mapped[int] = mapped_column(Integer, server_default=text("(random() * 2147483646)::integer"))
+
+
+class AgentDay(Base):
+    """What an agent was given on one day, for the daily quotas (migration 0006)."""
+
+    __tablename__ = "agent_days"
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    new_leads: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class SystemSetting(Base):

@@ -172,6 +172,9 @@ async def test_delete_all_and_purge_are_admin_only_and_erase_contact_history(hub
     plain, shared = await _leads(db, [others[1], shared_phone], batch_a)
     [other_batch] = await _leads(db, [others[2]], batch_b)
     [kept] = await _leads(db, [shared_phone], batch_c, owner_id=ann)  # same customer as `shared`
+    async with db() as s:  # fresh leads come in their shuffled order: `worked` first here
+        await s.execute(text("UPDATE leads SET shuffle = -1 WHERE id = :l"), {"l": worked})
+        await s.commit()
 
     # Real contact history: the agent calls its first lead and records the outcome with a note.
     agent = await AgentClient.connect(hub_server.ws_base, await token(hub_server.base, "ann"))

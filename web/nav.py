@@ -41,6 +41,18 @@ def _links() -> list[Link]:
             "/callbacks", _("Callbacks"), _("Promised callbacks: see and move them."), Permission.MANAGE_LEADS
         ),
         Link(
+            "/quotas",
+            _("Quotas"),
+            _("Daily new-lead caps and call targets, and how each agent stands today."),
+            Permission.MANAGE_LEADS,
+        ),
+        Link(
+            "/policies",
+            _("Contact policies"),
+            _("When, how often and after what customers may be called."),
+            Permission.MANAGE_LEADS,
+        ),
+        Link(
             "/why-not",
             _("Why not?"),
             _("Whether a lead or number may be called now, and why not."),
@@ -53,8 +65,15 @@ def _links() -> list[Link]:
 
 
 def nav_for(principal: Principal, path: str = "") -> list[Link]:
+    # A page below a link's page (/policies/campaign/3 under /policies) still shows where one is.
     return [
-        Link(link.href, link.label, link.help, link.permission, current=(link.href == path))
+        Link(
+            link.href,
+            link.label,
+            link.help,
+            link.permission,
+            current=path == link.href or path.startswith(link.href + "/"),
+        )
         for link in _links()
         if allows(principal.role, link.permission)
     ]
