@@ -68,6 +68,9 @@ class Dispatcher:
         ``general_pool``: the agent may take shared leads of no campaign; ``new_lead_cap``: fresh
         leads the agent may be given on ``day``, the company's calendar day (None: no cap).
         """
+        if self._pool is None:
+            raise RuntimeError("Dispatcher.start() was not awaited")
+        pool = self._pool
         await self._contact.ready()
         verdicts: list[Verdict] = []
 
@@ -77,9 +80,8 @@ class Dispatcher:
             return refusal
 
         for _ in range(CLAIM_TRIES):
-            assert self._pool is not None, "Dispatcher.start() first"
             claim = await dispatch_store.claim_next_lead(
-                self._pool,
+                pool,
                 agent_id,
                 self._lease_s,
                 general_pool=general_pool,

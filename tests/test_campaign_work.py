@@ -81,6 +81,8 @@ async def test_dnc_disposition_blocks_the_number_and_dial_rechecks(hub_server, d
             ),
             {"p": phones[0]},
         )
+        # Fresh leads come in their shuffled order; here in insertion order, the shared number first.
+        await s.execute(text("UPDATE leads SET shuffle = id"))
         await s.commit()
     client = await AgentClient.connect(hub_server.ws_base, await token(hub_server.base, "otto"))
     await client.send("state.set", state="ready")
