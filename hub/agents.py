@@ -294,7 +294,7 @@ class AgentDesk:
             if live.state is not AgentState.READY or live.lead_id is not None:
                 return
             general = works_general_pool(live.principal)
-            quota, day, _ = await self.hub.quota_desk.quota_of(agent_id)
+            quota, day, day_start = await self.hub.quota_desk.quota_of(agent_id)
             offer = await self.hub.dispatch.next_lead(
                 agent_id, general_pool=general, new_lead_cap=quota.daily_new_leads, day=day
             )
@@ -312,7 +312,7 @@ class AgentDesk:
                 return
             async with self.hub.db() as s:
                 due = await lead_store.next_due(s, agent_id, general_pool=general)
-            capped = quota.daily_new_leads is not None and await self.hub.quota_desk.cap_reached(agent_id)
+            capped = await self.hub.quota_desk.cap_reached(agent_id, quota, day, day_start)
             reason = self._none_reason(due, offer.refused, capped)
             if reason != live.none_reason:
                 live.none_reason = reason

@@ -58,16 +58,13 @@ class QuotaDesk:
         if not earned:
             return []
         told = f"{self._prefix}quota-told:{agent_id}:{day.isoformat()}"
-        new = []
-        for warning in earned:
-            if await self._redis.sadd(told, warning_key(warning, day)):
-                new.append(warning)
-        await self._redis.expire(told, WARNED_TTL_S)
+        new = [w for w in earned if await self._redis.sadd(told, warning_key(w, day))]
+        if new:
+            await self._redis.expire(told, WARNED_TTL_S)
         return new
 
-    async def cap_reached(self, agent_id: int) -> bool:
-        """Whether the agent has had all the fresh leads of their daily cap."""
-        quota, day, day_start = await self.quota_of(agent_id)
+    async def cap_reached(self, agent_id: int, quota: Quota, day: date, day_start: datetime) -> bool:
+        """Whether the agent has had all the fresh leads of their daily cap (from :meth:`quota_of`)."""
         if quota.daily_new_leads is None:
             return False
         async with self._db() as s:

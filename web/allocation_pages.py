@@ -28,7 +28,7 @@ from storage import allocation as store
 from storage import audit
 from web.csrf import csrf_ok
 from web.i18n import _
-from web.pages import render
+from web.pages import client_ip, render
 
 log = logging.getLogger("lineup.allocation")
 
@@ -233,7 +233,7 @@ async def _commit(request: Request, fields: Mapping[str, object]) -> Outcome:
                 "leftover": preview.plan.leftover,
                 "changed_since_preview": changed,
             },
-            ip=request.client.host if request.client else "",
+            ip=client_ip(request),
         )
         await session.commit()
     # No leads_available broadcast: these leads were already in the pool, open to every ready agent.

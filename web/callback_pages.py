@@ -30,7 +30,7 @@ from storage.models import Lead
 from web.csrf import csrf_ok
 from web.i18n import _
 from web.json_body import BodyRefused, json_object
-from web.pages import render
+from web.pages import client_ip, render
 
 
 class Refused(Exception):
@@ -60,7 +60,7 @@ async def _move(request: Request, lead_id: int, agent_ref: object) -> None:
                     % {"kind": kind}
                 )
         principal = request.state.principal
-        ip = request.client.host if request.client else ""
+        ip = client_ip(request)
         if not await callback_store.reassign(s, lead_id, agent_id, actor_id=principal.id, ip=ip):
             raise Refused(_("Lead %(id)s has no open callback.") % {"id": lead_id}, 409)
         await s.commit()

@@ -33,7 +33,7 @@ from storage.models import Campaign, User
 from web.csrf import csrf_ok
 from web.i18n import _
 from web.json_body import BodyRefused, json_object
-from web.pages import render
+from web.pages import client_ip, render
 from web.policy_pages import checked_policy, policy_problems
 
 log = logging.getLogger("lineup.campaigns")
@@ -113,10 +113,6 @@ def _name_taken() -> BadInput:
 # --- reading requests --------------------------------------------------------------------------
 
 
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 def _id(value: object) -> int:
     if isinstance(value, str) and value.isdigit() and 0 < int(value) <= _MAX_ID:
         return int(value)
@@ -190,7 +186,7 @@ async def _create(request: Request, name: str, kind: str, settings: dict[str, An
     async with request.app.state.hub.db() as s:
         try:
             campaign = await store.create_campaign(
-                s, name, kind, settings, actor_id=principal.id, ip=_ip(request)
+                s, name, kind, settings, actor_id=principal.id, ip=client_ip(request)
             )
             await s.commit()
         except store.CampaignError as exc:
@@ -291,7 +287,7 @@ async def _save(request: Request, campaign: Campaign, values: dict[str, Any]) ->
                 values["active"],
                 settings,
                 actor_id=principal.id,
-                ip=_ip(request),
+                ip=client_ip(request),
             )
             await store.set_members(
                 s,
@@ -299,7 +295,7 @@ async def _save(request: Request, campaign: Campaign, values: dict[str, Any]) ->
                 values["user_ids"],
                 values["team_ids"],
                 actor_id=principal.id,
-                ip=_ip(request),
+                ip=client_ip(request),
             )
             await s.commit()
         except store.CampaignError as exc:
@@ -400,7 +396,7 @@ async def api_campaign_members(request: Request) -> Response:
         async with request.app.state.hub.db() as s:
             try:
                 users, teams = await store.set_members(
-                    s, campaign_id, user_ids, team_ids, actor_id=principal.id, ip=_ip(request)
+                    s, campaign_id, user_ids, team_ids, actor_id=principal.id, ip=client_ip(request)
                 )
                 await s.commit()
             except store.CampaignError as exc:

@@ -25,7 +25,7 @@ from storage import audit
 from storage import import_jobs as job_store
 from web.csrf import csrf_ok
 from web.i18n import _
-from web.pages import render
+from web.pages import client_ip, render
 from web.templating import env
 
 log = logging.getLogger("lineup.web.imports")
@@ -251,7 +251,7 @@ async def rejected_rows(request: Request) -> Response:
             actor_id=principal.id,
             action="rejects_exported",
             target=f"batch:{batch.id}",
-            ip=request.client.host if request.client else "",
+            ip=client_ip(request),
         )
         await s.commit()
 

@@ -21,6 +21,11 @@ from web.templating import templates
 log = logging.getLogger("lineup.web")
 
 
+def client_ip(request: Request) -> str:
+    """The caller's address for the audit log ("" when the server cannot tell)."""
+    return request.client.host if request.client else ""
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     principal: Principal | None = getattr(request.state, "principal", None)
     return templates.TemplateResponse(

@@ -46,7 +46,7 @@ from storage import contact as contact_store
 from web.csrf import csrf_ok
 from web.i18n import _
 from web.json_body import BodyRefused, json_object
-from web.pages import render
+from web.pages import client_ip, render
 from web.policy_forms import (
     COMMON_ZONES,
     DELAY_OUTCOMES,
@@ -179,10 +179,6 @@ async def save_policy(
     return policy
 
 
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 # --- the JSON API ------------------------------------------------------------------------------
 
 
@@ -200,7 +196,8 @@ async def _api_policy(request: Request, target: PolicyTarget) -> Response:
                 source, policy = await current_policy(s, target)
             return JSONResponse({"source": source, "policy": policy})
         raw = await json_object(request)
-        policy = await save_policy(hub, target, raw, actor_id=request.state.principal.id, ip=_ip(request))
+        actor = request.state.principal.id
+        policy = await save_policy(hub, target, raw, actor_id=actor, ip=client_ip(request))
     except NoSuchCampaign:
         message = _("There is no campaign %(id)s.") % {"id": target.campaign_id}
         return JSONResponse({"error": message}, status_code=404)
@@ -299,7 +296,7 @@ async def _edit_page(request: Request, target: PolicyTarget) -> Response:
         )
     raw, rows = policy_of(values)
     try:
-        await save_policy(hub, target, raw, actor_id=request.state.principal.id, ip=_ip(request))
+        await save_policy(hub, target, raw, actor_id=request.state.principal.id, ip=client_ip(request))
     except NoSuchCampaign:
         return render(request, "policy_edit.html", 404, target=None)
     except PolicyError as exc:

@@ -43,7 +43,7 @@ from storage.quotas import AgentStanding, QuotaScopes
 from web.csrf import csrf_ok
 from web.i18n import _
 from web.json_body import BodyRefused, json_object
-from web.pages import render
+from web.pages import client_ip, render
 
 log = logging.getLogger("lineup.quotas")
 LEVELS = ("tiers", "teams", "agents")
@@ -81,7 +81,7 @@ async def _save(request: Request, raw: Any) -> dict[str, Any]:
     principal = request.state.principal
     async with request.app.state.hub.db() as s:
         stored = _checked(raw, await quota_store.quota_scopes(s))
-        ip = request.client.host if request.client else ""
+        ip = client_ip(request)
         await quota_store.save_quota_book(s, stored, principal.id, ip)
         await s.commit()
     log.info("event=quotas_changed by=%s", principal.username)
