@@ -40,9 +40,12 @@ log = logging.getLogger("lineup.agents")
 DEFAULT_SALES_CAMPAIGN = "Sales"  # receives TMK hand-offs when the TMK campaign names no other
 
 # Every websocket command and the permission it needs.
+PHONE_MAX_CHARS = 40  # a typed number, with spaces, dashes and a country code
+
 COMMAND_PERMISSIONS: dict[str, Permission] = {
     "state.set": Permission.WORK_LEADS,
     "call.dial": Permission.WORK_LEADS,
+    "call.dial_number": Permission.WORK_LEADS,
     "call.hangup": Permission.WORK_LEADS,
     "lead.dispose": Permission.WORK_LEADS,
     "ping": Permission.WORK_LEADS,
@@ -201,7 +204,6 @@ class AgentDesk:
                     outcome,
                     now,
                     command.time_field("callback_at"),
-                    self.hub.settings,
                     callback_agent_id=callback_agent(command.fields.get("callback_for"), agent.id),
                 )
             elif outcome is Outcome.INTERESTED and agent.role == Role.TMK:
@@ -250,6 +252,9 @@ class AgentDesk:
         warning = self._stock_warning(stock)
         if warning:
             self.deliver(agent.id, warning)
+            # The agent is reminded after every call; their supervisors hear of it once a day.
+            if await self.hub.quota_desk.first_today(agent.id, "stock_low"):
+                await self.hub.supervisors.alert(agent, warning)
         await self.push_quota_warnings(agent.id)
         await self.offer_next_lead(agent.id)
 
@@ -268,6 +273,11 @@ class AgentDesk:
 
     async def _cmd_call_dial(self, conn: AgentConnection, command: Command) -> None:
         call_id = await self.hub.calls.dial(conn.agent, command.int_field("lead_id"), command.id)
+        conn.push({**ack(command.id), "call_id": call_id})
+
+    async def _cmd_call_dial_number(self, conn: AgentConnection, command: Command) -> None:
+        phone = command.str_field("phone", max_len=PHONE_MAX_CHARS)
+        call_id = await self.hub.calls.dial_number(conn.agent, phone, command.id)
         conn.push({**ack(command.id), "call_id": call_id})
 
     async def _cmd_call_hangup(self, conn: AgentConnection, command: Command) -> None:
@@ -391,9 +401,15 @@ class AgentDesk:
         return list(self.live)
 
     async def push_quota_warnings(self, agent_id: int) -> None:
-        """Tell the agent of each quota warning newly earned today (a cap, the target, the pace)."""
+        """Tell the agent, and the supervisors, of each quota warning newly earned today."""
         for warning in await self.hub.quota_desk.new_warnings(agent_id):
-            self.deliver(agent_id, warning.as_event())
+            await self._warn(agent_id, warning.as_event())
+
+    async def _warn(self, agent_id: int, event: dict[str, Any]) -> None:
+        self.deliver(agent_id, event)
+        live = self.live.get(agent_id)
+        if live is not None:
+            await self.hub.supervisors.alert(live.principal, event)
 
     @staticmethod
     def _none_reason(due: datetime | None, refused: Verdict | None, capped: bool) -> str:

@@ -56,6 +56,8 @@ def routes() -> list[BaseRoute]:
         *recycle_pages.ROUTES,
         WebSocketRoute("/ws/agent", ws.agent_socket),
         WebSocketRoute("/ws/agent/html", ws.agent_socket_html),
+        WebSocketRoute("/ws/supervisor", ws.supervisor_socket),
+        WebSocketRoute("/ws/supervisor/html", ws.supervisor_socket_html),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hub.identity import Principal
+from hub.intake import normalise_phone
 from hub.protocol import ProtocolError
 from storage import calls as call_store
 from storage import dnc
@@ -51,9 +52,7 @@ class CallDesk:
 
     async def dial(self, agent: Principal, lead_id: int, command_id: Any) -> str:
         """Originate a call to the agent's held lead; the agent never sees the number."""
-        presence = await self.hub.presence.get(agent.id)
-        if presence and presence.call_id and await self.hub.presence.get_call(presence.call_id):
-            raise ProtocolError("call_active", "you are already on a call", command_id)
+        await self._ensure_free(agent, command_id)
         async with self.hub.db() as s:
             lead = await lead_store.held_lead(s, agent.id)
             if lead is None or lead.id != lead_id:
@@ -68,9 +67,9 @@ class CallDesk:
         if verdict is not None and not verdict.decision.dialable:
             why = verdict.main_reason()
             raise ProtocolError("not_dialable", f"this lead may not be called now: {why}", command_id)
+        call_id = uuid.uuid4()
+        started = datetime.now(UTC)
         async with self.hub.db() as s:
-            call_id = uuid.uuid4()
-            started = datetime.now(UTC)
             await call_store.start_call(
                 s,
                 call_id=call_id,
@@ -80,10 +79,46 @@ class CallDesk:
                 lead_id=lead_id,
                 phone_e164=lead.phone_e164,
             )
+        return await self._originate(agent, call_id, started, lead_id, lead.phone_e164, command_id)
+
+    async def dial_number(self, agent: Principal, typed: str, command_id: Any) -> str:
+        """Originate a call to a number the agent typed, if the contact policy allows it now.
+
+        The call is recorded as an attempt on the number (no lead), so it counts towards the
+        number's caps as a lead's call does.
+        """
+        await self._ensure_free(agent, command_id)
+        phone = normalise_phone(typed, self.hub.settings.default_region)
+        if phone is None:
+            raise ProtocolError("invalid", f"{typed!r} is not a valid phone number", command_id)
+        call_id = uuid.uuid4()
+        started = datetime.now(UTC)
+        verdict = await self.hub.contact.clear_manual_call(agent.id, phone, call_id, started)
+        if not verdict.decision.dialable:
+            code = "dnc" if any(r.code == "do_not_call" for r in verdict.decision.reasons) else "not_dialable"
+            why = verdict.main_reason()
+            raise ProtocolError(code, f"this number may not be called now: {why}", command_id)
+        return await self._originate(agent, call_id, started, None, phone, command_id)
+
+    async def _ensure_free(self, agent: Principal, command_id: Any) -> None:
+        presence = await self.hub.presence.get(agent.id)
+        if presence and presence.call_id and await self.hub.presence.get_call(presence.call_id):
+            raise ProtocolError("call_active", "you are already on a call", command_id)
+
+    async def _originate(
+        self,
+        agent: Principal,
+        call_id: uuid.UUID,
+        started: datetime,
+        lead_id: int | None,
+        phone_e164: str,
+        command_id: Any,
+    ) -> str:
+        """Put a recorded call live in Redis, tell the agent, and ask the gateway to place it."""
         cid = str(call_id)
         fields = {
             "agent_id": agent.id,
-            "lead_id": lead_id,
+            "lead_id": "" if lead_id is None else lead_id,
             "direction": "out",
             "state": "dialing",
             "since": time.time(),
@@ -93,7 +128,7 @@ class CallDesk:
         await self._publish(agent.id, _state_event(cid, fields, "dialing", None))
         try:
             await self.hub.gateway.originate(
-                OriginateRequest(cid, agent.sip_extension or str(agent.id), lead.phone_e164)
+                OriginateRequest(cid, agent.sip_extension or str(agent.id), phone_e164)
             )
         except GatewayError as exc:
             log.warning("event=originate_failed call=%s error=%s", cid, exc)
@@ -101,7 +136,7 @@ class CallDesk:
             raise ProtocolError(
                 "gateway_error", f"the phone system refused the call: {exc}", command_id
             ) from None
-        log.info("event=call_dialed agent=%s lead=%s call=%s", agent.id, lead_id, cid)
+        log.info("event=call_dialed agent=%s lead=%s call=%s", agent.id, lead_id or "", cid)
         return cid
 
     async def hangup(self, agent: Principal, call_id: str, command_id: Any) -> None:

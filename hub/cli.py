@@ -15,14 +15,11 @@ from hub.settings import Settings
 
 log = logging.getLogger("lineup.cli")
 
-# Demo mode keeps the loop lively: short simulated calls, quick retries.
+# Demo mode keeps the loop lively: short simulated calls (its quick retries are the demo policy's).
 DEMO_DEFAULTS = {
     "sim_ring_s": (1.0, 3.0),
     "sim_talk_s": (3.0, 8.0),
     "sim_no_answer_after_s": 8.0,
-    "retry_no_answer_s": 120,
-    "retry_busy_s": 60,
-    "retry_interested_s": 300,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from hub.policy import (
     parse_policy,
 )
 from hub.policy.explain import main_reason
+from storage import calls as call_store
 from storage import contact as contact_store
 from storage.dispatch import ClaimedLead, Refusal
 
@@ -135,6 +137,38 @@ class ContactGate:
         async with self._db() as s:
             lead = await contact_store.number_contact(s, phone_e164, campaign_id)
         return lead, self.decision(lead, now)
+
+    async def clear_manual_call(
+        self, agent_id: int, phone_e164: str, call_id: uuid.UUID, now: datetime
+    ) -> Verdict:
+        """Decide on a number dialled by hand and, when it may be called, record the call at once.
+
+        The number's facts are read under its lock and the call is recorded (an attempt without a
+        lead, and the call row) before the lock goes, as the claim does: two agents dialling the
+        same number cannot both pass its cap. A manual call obeys the default policy, the
+        system-wide limits and every do-not-call list.
+        """
+        await self.ready()
+        async with self._db() as s:
+            await contact_store.lock_number(s, phone_e164)
+            facts = await contact_store.number_contact(s, phone_e164, None, any_list=True)
+            verdict = Verdict(self.decision(facts, now), self.zone_of(facts))
+            if not verdict.decision.dialable:
+                await s.rollback()
+                return verdict
+            await contact_store.record_manual_attempt(
+                s, agent_id=agent_id, phone_e164=phone_e164, call_id=call_id, at=now
+            )
+            await call_store.start_call(
+                s,
+                call_id=call_id,
+                started_at=now,
+                direction="out",
+                agent_id=agent_id,
+                lead_id=None,
+                phone_e164=phone_e164,
+            )
+        return verdict
 
     def zone_of(self, lead: contact_store.LeadContact) -> ZoneInfo:
         """The zone the lead's campaign policy reads the customer's clock in (cached policies)."""

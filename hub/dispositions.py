@@ -1,13 +1,13 @@
 """What each disposition outcome does to a lead (pure rules, no I/O).
 
-A first, fixed set of retry delays; the contact policy (issue 4) replaces these with per-campaign rules.
+A retried lead is due again at once here; the contact policy's pause for the outcome is applied
+right after the disposition is recorded (``ContactGate.after_contact``), so one set of rules decides.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hub.settings import Settings
 from storage.leads import DispositionEffect
 from storage.models import LeadStatus, Outcome
 
@@ -64,7 +64,6 @@ def disposition_effect(
     outcome: Outcome,
     now: datetime,
     callback_at: datetime | None,
-    settings: Settings,
     *,
     callback_agent_id: int | None = None,
 ) -> DispositionEffect:
@@ -83,9 +82,5 @@ def disposition_effect(
         return DispositionEffect(LeadStatus.CALLBACK, callback_at, callback_at, callback_agent_id)
     if outcome in FINAL_OUTCOMES:
         return DispositionEffect(LeadStatus.CLOSED, now, None)
-    delay = {
-        Outcome.NO_ANSWER: settings.retry_no_answer_s,
-        Outcome.BUSY: settings.retry_busy_s,
-        Outcome.INTERESTED: settings.retry_interested_s,
-    }[outcome]
-    return DispositionEffect(LeadStatus.RETRY, now + timedelta(seconds=delay), None)
+    # When it may be dialled again is the contact policy's to say (its retry pause for the outcome).
+    return DispositionEffect(LeadStatus.RETRY, now, None)

@@ -47,6 +47,18 @@ class QuotaDesk:
         day, day_start = day_bounds(book, datetime.now(UTC))
         return book.for_agent(agent_id, team_id, tier), day, day_start
 
+    async def today(self) -> date:
+        """The company's calendar day now."""
+        return day_bounds(await self._fresh(), datetime.now(UTC))[0]
+
+    async def first_today(self, agent_id: int, key: str) -> bool:
+        """Whether ``key`` is new for this agent today (then it is remembered, across processes)."""
+        told = f"{self._prefix}quota-told:{agent_id}:{(await self.today()).isoformat()}"
+        if not await self._redis.sadd(told, key):
+            return False
+        await self._redis.expire(told, WARNED_TTL_S)
+        return True
+
     async def new_warnings(self, agent_id: int) -> list[QuotaWarning]:
         """The warnings the agent has earned and not yet been told of today."""
         quota, day, day_start = await self.quota_of(agent_id)
@@ -57,11 +69,7 @@ class QuotaDesk:
         earned = quota_warnings(quota, counts, datetime.now(UTC), self._book)
         if not earned:
             return []
-        told = f"{self._prefix}quota-told:{agent_id}:{day.isoformat()}"
-        new = [w for w in earned if await self._redis.sadd(told, warning_key(w, day))]
-        if new:
-            await self._redis.expire(told, WARNED_TTL_S)
-        return new
+        return [w for w in earned if await self.first_today(agent_id, warning_key(w, day))]
 
     async def cap_reached(self, agent_id: int, quota: Quota, day: date, day_start: datetime) -> bool:
         """Whether the agent has had all the fresh leads of their daily cap (from :meth:`quota_of`)."""

@@ -22,6 +22,7 @@ from hub.lead_import import sweep_abandoned_uploads
 from hub.presence import PresenceStore
 from hub.quota_desk import QuotaDesk
 from hub.settings import Settings
+from hub.supervisor_desk import SupervisorDesk
 from storage import leads as lead_store
 from storage.db import create_engine, session_factory
 from telephony import Gateway
@@ -72,6 +73,7 @@ class Hub:
         )
         self.quota_desk = QuotaDesk(self.db, self.redis, settings.redis_prefix)
         self.agents = AgentDesk(self)
+        self.supervisors = SupervisorDesk(self.redis, self.bus, self.quota_desk, settings.redis_prefix)
         self.calls = CallDesk(self)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -81,7 +83,7 @@ class Hub:
         await self.redis.ping()
         await self.dispatch.start()
         await self.gateway.start()
-        await self.bus.start(self._on_agent_message, self._on_broadcast)
+        await self.bus.start(self._on_agent_message, self._on_broadcast, self.supervisors.deliver)
         self.calls.start()
         s = self.settings
         self._every(s.heartbeat_s, self._heartbeat, "heartbeat")

@@ -59,10 +59,6 @@ class Settings(BaseSettings):
     sim_talk_s: tuple[float, float] = (3.0, 8.0)
     sim_no_answer_after_s: float = 20.0
 
-    retry_no_answer_s: int = 2 * 3600
-    retry_busy_s: int = 15 * 60
-    retry_interested_s: int = 24 * 3600
-
     process_id: str = Field(default="", description="Name of this hub process; random when empty.")
 
     # Registration stream (read only when kafka_bootstrap is set).

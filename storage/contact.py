@@ -8,6 +8,7 @@ under a transaction-scoped advisory lock on the phone number.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,7 +83,8 @@ async def lead_contact(session: AsyncSession, lead_id: int) -> LeadContact | Non
 _NUMBER_FACTS = text(
     """
     SELECT EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = :phone
-                   AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer))) AS on_dnc,
+                   AND (d.campaign_id IS NULL OR d.campaign_id = CAST(:campaign AS integer) OR :any_list))
+        AS on_dnc,
         ARRAY(
             SELECT c.created_at FROM contact_attempts c WHERE c.phone_e164 = :phone
             UNION ALL
@@ -93,10 +95,37 @@ _NUMBER_FACTS = text(
 )
 
 
-async def number_contact(session: AsyncSession, phone_e164: str, campaign_id: int | None) -> LeadContact:
-    """The facts of a new lead with this number in this campaign (lead id 0, never contacted)."""
-    row = (await session.execute(_NUMBER_FACTS, {"phone": phone_e164, "campaign": campaign_id})).one()
+async def number_contact(
+    session: AsyncSession, phone_e164: str, campaign_id: int | None, *, any_list: bool = False
+) -> LeadContact:
+    """The facts of a new lead with this number in this campaign (lead id 0, never contacted).
+
+    ``any_list``: the number counts as do-not-call when any campaign's list has it (a manual call
+    belongs to no campaign, so every list applies).
+    """
+    params = {"phone": phone_e164, "campaign": campaign_id, "any_list": any_list}
+    row = (await session.execute(_NUMBER_FACTS, params)).one()
     return LeadContact(0, phone_e164, campaign_id, "new", None, None, row.on_dnc, (), tuple(row.phone_times))
+
+
+async def lock_number(session: AsyncSession, phone_e164: str) -> None:
+    """Take the number's lock until the transaction ends: the lock the claim takes (migration 0006)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:phone, 7))"), {"phone": phone_e164}
+    )
+
+
+async def record_manual_attempt(
+    session: AsyncSession, *, agent_id: int, phone_e164: str, call_id: uuid.UUID, at: datetime
+) -> None:
+    """A number dialled by hand counts as an attempt on it (no lead; the caller commits)."""
+    await session.execute(
+        text(
+            "INSERT INTO contact_attempts (created_at, lead_id, agent_id, outcome, call_id, phone_e164)"
+            " VALUES (:at, NULL, :agent, 'manual', :call, :phone)"
+        ),
+        {"at": at, "agent": agent_id, "call": call_id, "phone": phone_e164},
+    )
 
 
 async def reschedule(session: AsyncSession, lead_id: int, earliest: datetime | None, *, close: bool) -> None:

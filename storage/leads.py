@@ -176,7 +176,10 @@ async def record_disposition(
                 " status = :status, next_attempt_at = :next, callback_at = :callback_at,"
                 " callback_agent_id = :callback_agent,"
                 " attempts = attempts + 1,"
-                " last_outcome = :outcome, notes = notes || :notes, attributes = attributes || :attributes,"
+                # A lead handed to another campaign starts afresh there: the contact policy's
+                # pause after the outcome does not apply (its caps still count the attempt).
+                " last_outcome = CASE WHEN :moved THEN 'handed_off' ELSE :outcome END,"
+                " notes = notes || :notes, attributes = attributes || :attributes,"
                 " campaign_id = CASE WHEN :moved THEN :campaign ELSE campaign_id END,"
                 " owner_id = CASE WHEN :moved THEN NULL ELSE owner_id END"
                 " WHERE id = :lead AND held_by = :agent RETURNING phone_e164"

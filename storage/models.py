@@ -310,7 +310,10 @@ class Call(Base):
 
 
 class ContactAttempt(Base):
-    """One disposition of a lead by an agent; range-partitioned by month on ``created_at``."""
+    """One disposition of a lead by an agent, or one manual call (outcome ``manual``, no lead).
+
+    Range-partitioned by month on ``created_at``.
+    """
 
     __tablename__ = "contact_attempts"
     __table_args__ = (
@@ -322,7 +325,7 @@ class ContactAttempt(Base):
     )
     id: Mapped[int] = mapped_column(BigInteger, server_default=text("nextval('contact_attempts_id_seq')"))
     created_at: Mapped[datetime] = _now()
-    lead_id: Mapped[int] = mapped_column(BigInteger)
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)  # None: a number dialled by hand
     agent_id: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, server_default="")

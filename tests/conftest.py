@@ -13,12 +13,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub import embedded
-from hub.policy import ContactPolicy, policy_json
+from hub.policy import policy_json
 from storage import contact as contact_store
 from storage import quotas as quota_store
 from storage.db import create_engine, session_factory
 from storage.migrate import migrate
 from tests.browser import launch_browser
+from tests.seed import TEST_POLICY
 from tests.services import HubServer, create_database, drop_database
 
 RUN_ID = secrets.token_hex(4)
@@ -46,13 +47,14 @@ async def template_database(admin_database_url: str) -> AsyncIterator[str]:
     name = f"lineup_test_{RUN_ID}_template"
     url = await create_database(admin_database_url, name)
     await migrate(url)
-    # Tests run at any hour: leads of no campaign may be called at any time, with no caps or
-    # pauses beyond the fixed retry delays, and agents have no quotas (the pace warning would
-    # depend on the hour). Tests of the contact policy and of quotas set their own.
+    # Tests run at any hour: leads of no campaign may be called at any time, with no caps and
+    # the real-world pauses after an unanswered, busy or interested call (so a retried lead does
+    # not come straight back), and agents have no quotas (the pace warning would depend on the
+    # hour). Tests of the contact policy and of quotas set their own.
     engine = create_engine(url, pool_size=1)
     async with session_factory(engine)() as s:
         await contact_store.put_setting(
-            s, contact_store.DEFAULT_POLICY, policy_json(ContactPolicy()), actor_id=None
+            s, contact_store.DEFAULT_POLICY, policy_json(TEST_POLICY), actor_id=None
         )
         await contact_store.put_setting(s, quota_store.QUOTAS, {}, actor_id=None)
         await s.commit()

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.passwords import hash_password
+from hub.policy import ContactPolicy
 from storage import users as user_store
 from storage.lead_intake import NewLead, insert_leads
 
 PASSWORD = "correct horse battery"
 _HASH = hash_password(PASSWORD)
+
+
+# The tests' default contact policy: calls at any hour, no caps, and the real-world pauses after an
+# unanswered, busy or interested call (so a retried lead does not come straight back).
+TEST_POLICY = ContactPolicy(
+    retry_after={
+        "no_answer": timedelta(hours=2),
+        "busy": timedelta(minutes=15),
+        "interested": timedelta(days=1),
+    }
+)
 
 
 async def add_user(

@@ -22,7 +22,7 @@ def test_every_route_is_public_or_names_its_permission():
             continue  # static files
         endpoint = route.endpoint
         if isinstance(route, WebSocketRoute):
-            assert route.path.startswith("/ws/agent"), "websocket endpoints check roles themselves"
+            assert route.path.startswith(("/ws/agent", "/ws/supervisor")), "websocket endpoints check roles"
             continue
         assert isinstance(route, Route)
         assert getattr(endpoint, "public", False) or hasattr(endpoint, "permission"), route.path

@@ -132,3 +132,23 @@ async def test_a_supervisor_asks_why_a_lead_may_not_be_called(hub_server, db, pa
     await expect(page.get_by_test_id("reasons")).to_contain_text("on a do-not-call list: never")
     if shots := os.environ.get("LINEUP_SCREENSHOT_DIR"):
         await page.screenshot(path=f"{shots}/why-not.png", full_page=True)
+
+
+async def test_agent_dials_a_typed_number_and_a_refused_one_says_why(start_hub, db, page):
+    hub = start_hub(LINEUP_SIM_TALK_S="[60, 61]")
+    await add_user(db, "alice", extension="2001")
+    await sign_in(page, hub.base, "alice")
+    await page.get_by_text("Dial a number by hand").click()
+    number = page.get_by_label("Phone number")
+    await number.fill("12345")
+    await page.get_by_role("button", name="Dial", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("not a valid phone number")
+
+    await number.fill("138 0013 8000")
+    await page.get_by_role("button", name="Dial", exact=True).click()
+    await expect(page.get_by_test_id("call-state")).to_have_text(re.compile("Ringing…|Talking"))
+    await page.get_by_role("button", name="Hang up").click()
+    await expect(page.get_by_test_id("call-state")).to_have_text("Ended")
+    async with db() as s:
+        attempt = (await s.execute(text("SELECT outcome, phone_e164 FROM contact_attempts"))).one()
+    assert tuple(attempt) == ("manual", "+8613800138000")

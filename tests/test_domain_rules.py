@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from hub.agent_state import PAUSE_REASONS, AgentState, StateChangeError, next_state
 from hub.dispositions import DispositionError, disposition_effect, parse_outcome
 from hub.protocol import COMMAND_TYPES, EventStamper, ProtocolError, parse_command
-from hub.settings import Settings
 from storage.models import LeadStatus, Outcome
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -59,22 +58,18 @@ def test_state_machine_only_reaches_ready_or_paused_with_a_known_reason(current,
 
 @pytest.mark.parametrize("outcome", ["converted", "not_interested", "invalid_number", "dnc"])
 def test_final_outcomes_close_the_lead(outcome):
-    assert disposition_effect(Outcome(outcome), NOW, None, Settings()).status == LeadStatus.CLOSED
+    assert disposition_effect(Outcome(outcome), NOW, None).status == LeadStatus.CLOSED
 
 
-def test_retries_wait_by_outcome_and_callbacks_are_checked():
-    settings = Settings(retry_no_answer_s=7200, retry_busy_s=900)
-    assert disposition_effect(Outcome.NO_ANSWER, NOW, None, settings).next_attempt_at == NOW + timedelta(
-        hours=2
-    )
-    assert disposition_effect(Outcome.BUSY, NOW, None, settings).next_attempt_at == NOW + timedelta(
-        minutes=15
-    )
+def test_retries_are_left_to_the_policy_and_callbacks_are_checked():
+    for outcome in (Outcome.NO_ANSWER, Outcome.BUSY, Outcome.INTERESTED):
+        effect = disposition_effect(outcome, NOW, None)
+        assert effect.status == LeadStatus.RETRY and effect.next_attempt_at == NOW
     later = NOW + timedelta(days=1)
-    effect = disposition_effect(Outcome.CALLBACK, NOW, later, settings)
+    effect = disposition_effect(Outcome.CALLBACK, NOW, later)
     assert effect.status == LeadStatus.CALLBACK and effect.next_attempt_at == later
     for bad in (None, NOW - timedelta(minutes=1), NOW + timedelta(days=400)):
         with pytest.raises(DispositionError):
-            disposition_effect(Outcome.CALLBACK, NOW, bad, settings)
+            disposition_effect(Outcome.CALLBACK, NOW, bad)
     with pytest.raises(DispositionError, match="unknown outcome"):
         parse_outcome("maybe")

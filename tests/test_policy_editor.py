@@ -12,10 +12,10 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
-from hub.policy import DEFAULT_POLICY_JSON, ContactPolicy, policy_json
+from hub.policy import DEFAULT_POLICY_JSON, policy_json
 from storage import contact as contact_store
 from tests.browser import sign_in
-from tests.seed import add_user, api_client, csrf_in, signed_in
+from tests.seed import TEST_POLICY, add_user, api_client, csrf_in, signed_in
 
 EVERYDAY = [0, 1, 2, 3, 4, 5, 6]
 
@@ -265,7 +265,7 @@ async def test_roles_csrf_and_unknown_policies(hub_server, db):
 
     assert await stored_policy(db, campaign) == DEFAULT_POLICY_JSON, "refused forms changed nothing"
     async with db() as s:
-        assert await contact_store.setting(s, contact_store.DEFAULT_POLICY) == policy_json(ContactPolicy())
+        assert await contact_store.setting(s, contact_store.DEFAULT_POLICY) == policy_json(TEST_POLICY)
         system = await contact_store.setting(s, contact_store.SYSTEM_POLICY)
     assert system["phone_caps"]["per_day"] == 6 and system["windows"][0]["end"] == "17:00"
     [(target, detail, _ip)] = await audit_rows(db, "contact_policy_set")

@@ -87,3 +87,19 @@ def render_event(event: dict[str, Any], *, tmk: bool = False) -> str:
     if kind == "ack":
         return _fragment("toast", code="", message="")
     return ""
+
+
+def render_supervisor_event(event: dict[str, Any]) -> str:
+    """The HTML fragments of the supervisors' live feed: the alert list, newest first."""
+    kind = event["type"]
+    if kind == "snapshot":
+        return _fragment("connection", connection="ok") + _fragment(
+            "supervisor_alerts", alerts=[_alert(a) for a in event["alerts"]], swap="innerHTML"
+        )
+    if kind == "quota.warning":
+        return _fragment("supervisor_alerts", alerts=[_alert(event)], swap="afterbegin")
+    return ""
+
+
+def _alert(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "at_iso": datetime.fromtimestamp(event["at"] / 1000, UTC).isoformat()}
