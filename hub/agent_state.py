@@ -9,14 +9,24 @@ class AgentState(enum.StrEnum):
     OFFLINE = "offline"
     READY = "ready"
     PAUSED = "paused"
+    # Set by the hub around an inbound call: its phone rings, the agent talks, then wraps up
+    # (notes, outcome) until they dispose of the caller's lead or say they are ready again.
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
 
 
-# Which states an agent may ask for from each state. OFFLINE is reached by disconnecting.
+# Which states an agent may ask for from each state. OFFLINE is reached by disconnecting; while
+# an inbound call rings or is live the agent cannot change state (the call decides).
 _ALLOWED: dict[AgentState, frozenset[AgentState]] = {
     AgentState.OFFLINE: frozenset({AgentState.READY, AgentState.PAUSED}),
     AgentState.READY: frozenset({AgentState.READY, AgentState.PAUSED}),
     AgentState.PAUSED: frozenset({AgentState.READY, AgentState.PAUSED}),
+    AgentState.RINGING: frozenset(),
+    AgentState.ON_CALL: frozenset(),
+    AgentState.WRAP_UP: frozenset({AgentState.READY, AgentState.PAUSED}),
 }
+ON_INBOUND_CALL = frozenset({AgentState.RINGING, AgentState.ON_CALL})
 
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "after_call_work", "other")
 # Reasons set by the system or a supervisor, never typed by the agent.
@@ -33,6 +43,10 @@ def next_state(current: AgentState, wanted: str, reason: str | None) -> tuple[Ag
         target = AgentState(wanted)
     except ValueError:
         raise StateChangeError(f"unknown state {wanted!r}: use 'ready' or 'paused'") from None
+    if target not in (AgentState.READY, AgentState.PAUSED):
+        raise StateChangeError(f"unknown state {wanted!r}: use 'ready' or 'paused'")
+    if current in ON_INBOUND_CALL:
+        raise StateChangeError("an inbound call is ringing or live: finish it first")
     if target not in _ALLOWED[current]:
         raise StateChangeError(f"cannot go from {current} to {target}")
     if target is AgentState.PAUSED:

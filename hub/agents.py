@@ -41,11 +41,13 @@ DEFAULT_SALES_CAMPAIGN = "Sales"  # receives TMK hand-offs when the TMK campaign
 
 # Every websocket command and the permission it needs.
 PHONE_MAX_CHARS = 40  # a typed number, with spaces, dashes and a country code
+CUSTOMER_NAME_MAX_CHARS = 200
 
 COMMAND_PERMISSIONS: dict[str, Permission] = {
     "state.set": Permission.WORK_LEADS,
     "call.dial": Permission.WORK_LEADS,
     "call.dial_number": Permission.WORK_LEADS,
+    "customer.create": Permission.WORK_LEADS,
     "call.hangup": Permission.WORK_LEADS,
     "lead.dispose": Permission.WORK_LEADS,
     "ping": Permission.WORK_LEADS,
@@ -256,6 +258,8 @@ class AgentDesk:
             if await self.hub.quota_desk.first_today(agent.id, "stock_low"):
                 await self.hub.supervisors.alert(agent, warning)
         await self.push_quota_warnings(agent.id)
+        if live.state is AgentState.WRAP_UP:  # the inbound caller's lead is done: back to work
+            await self.set_state(agent.id, AgentState.READY, "")
         await self.offer_next_lead(agent.id)
 
     async def _handoff_campaign(self, agent_id: int) -> int:
@@ -279,6 +283,19 @@ class AgentDesk:
         phone = command.str_field("phone", max_len=PHONE_MAX_CHARS)
         call_id = await self.hub.calls.dial_number(conn.agent, phone, command.id)
         conn.push({**ack(command.id), "call_id": call_id})
+
+    async def _cmd_customer_create(self, conn: AgentConnection, command: Command) -> None:
+        name = command.str_field("name", max_len=CUSTOMER_NAME_MAX_CHARS).strip()
+        note = command.str_field("note", required=False, max_len=NOTE_MAX_CHARS)
+        call_id = command.str_field("call_id", max_len=64)
+        lead_id = await self.hub.inbound.add_customer(conn.agent.id, call_id, name, note)
+        if lead_id is None:
+            raise ProtocolError(
+                "not_your_call",
+                f"call {call_id} is not a live inbound call of yours from a new number",
+                command.id,
+            )
+        conn.push({**ack(command.id), "lead_id": lead_id})
 
     async def _cmd_call_hangup(self, conn: AgentConnection, command: Command) -> None:
         await self.hub.calls.hangup(conn.agent, command.str_field("call_id", max_len=64), command.id)
@@ -392,10 +409,26 @@ class AgentDesk:
             self.deliver(agent_id, presence.as_event())
             if live.state is AgentState.READY:
                 await self.offer_next_lead(agent_id)
+        elif op == "show_held_lead":
+            await self.show_held_lead(agent_id)
         elif op == "logout":
             live = self.live.get(agent_id)
             for conn in list(live.connections) if live else []:
                 conn.close(CLOSE_KICKED)
+
+    async def show_held_lead(self, agent_id: int) -> None:
+        """Push the lead the agent holds now (put on them by an inbound call) to their screen."""
+        live = self.live.get(agent_id)
+        if live is None:
+            return
+        async with self.hub.db() as s:
+            lead = await lead_store.held_lead(s, agent_id)
+            history = await lead_store.lead_history(s, lead.id) if lead and lead.attempts else []
+        if lead is None:
+            return
+        live.lead_id, live.none_reason = lead.id, None
+        await self.hub.presence.set_lead(agent_id, lead.id)
+        self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
 
     def connected_agent_ids(self) -> list[int]:
         return list(self.live)

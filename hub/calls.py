@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lineup.calls")
 
-# Events only move a call forward; a late "ringing" after "answered" is ignored.
+# Events only move a call forward; a late "ringing" after "answered" is ignored. Inbound calls
+# (hub.inbound) have their own steps and agents' states.
 _ORDER = {"dialing": 0, "ringing": 1, "answered": 2, "ended": 3}
 
 
@@ -125,14 +126,14 @@ class CallDesk:
             "started_at": started.isoformat(),
         }
         await self.hub.presence.set_call(agent.id, cid, fields)
-        await self._publish(agent.id, _state_event(cid, fields, "dialing", None))
+        await self.publish(agent.id, _state_event(cid, fields, "dialing", None))
         try:
             await self.hub.gateway.originate(
                 OriginateRequest(cid, agent.sip_extension or str(agent.id), phone_e164)
             )
         except GatewayError as exc:
             log.warning("event=originate_failed call=%s error=%s", cid, exc)
-            await self._finish(cid, {k: str(v) for k, v in fields.items()}, 0.0, "gateway_error")
+            await self.finish(cid, {k: str(v) for k, v in fields.items()}, 0.0, "gateway_error")
             raise ProtocolError(
                 "gateway_error", f"the phone system refused the call: {exc}", command_id
             ) from None
@@ -163,12 +164,19 @@ class CallDesk:
         if not call:
             log.info("event=call_event_unknown call=%s kind=%s", event.call_id, event.kind)
             return
-        if _ORDER[event.kind.value] <= _ORDER[call["state"]]:
+        if call.get("direction") == "in":
+            await self.hub.inbound.on_event(event, call)
             return
         if event.kind is CallEventKind.ENDED:
-            await self._finish(
+            await self.finish(
                 event.call_id, call, event.duration_s or 0.0, event.cause or "normal_clearing", at=event.at
             )
+        elif event.kind in (CallEventKind.RINGING, CallEventKind.ANSWERED):
+            await self.advance(event, call)
+
+    async def advance(self, event: CallEvent, call: dict[str, str]) -> None:
+        """Move a live call to ringing or answered (never back), and tell its agent."""
+        if _ORDER[event.kind.value] <= _ORDER.get(call["state"], 0):
             return
         at = datetime.fromtimestamp(event.at, UTC)
         column = "ringing_at" if event.kind is CallEventKind.RINGING else "answered_at"
@@ -185,12 +193,12 @@ class CallDesk:
         await self.hub.presence.set_call(
             agent_id, event.call_id, {"state": event.kind.value, "since": event.at}
         )
-        await self._publish(agent_id, _state_event(event.call_id, call, event.kind.value, None))
+        await self.publish(agent_id, _state_event(event.call_id, call, event.kind.value, None))
 
-    async def _finish(
+    async def finish(
         self, call_id: str, call: dict[str, str], duration: float, cause: str, at: float | None = None
     ) -> None:
-        agent_id = int(call["agent_id"])
+        """End a live call: its row, its dial state, and its agent's screen (when it had one)."""
         ended = datetime.fromtimestamp(at or time.time(), UTC)
         async with self.hub.db() as s:
             await call_store.update_call(
@@ -202,15 +210,18 @@ class CallDesk:
                 duration_s=duration,
                 hangup_cause=cause,
             )
+        agent_id = int(call["agent_id"]) if call.get("agent_id") else None
         await self.hub.presence.end_call(agent_id, call_id)
-        event = _state_event(call_id, call, "ended", duration)
-        event["cause"] = cause
-        await self._publish(agent_id, event)
+        if agent_id is not None:
+            event = _state_event(call_id, call, "ended", duration)
+            event["cause"] = cause
+            await self.publish(agent_id, event)
         log.info(
             "event=call_ended call=%s agent=%s duration_s=%.3f cause=%s", call_id, agent_id, duration, cause
         )
 
-    async def _publish(self, agent_id: int, event: dict[str, Any]) -> None:
+    async def publish(self, agent_id: int, event: dict[str, Any]) -> None:
+        """Send an event to the agent, through whichever process holds their socket."""
         await self.hub.bus.publish_to_agent(agent_id, {"event": event})
 
 

@@ -20,6 +20,7 @@ DEMO_DEFAULTS = {
     "sim_ring_s": (1.0, 3.0),
     "sim_talk_s": (3.0, 8.0),
     "sim_no_answer_after_s": 8.0,
+    "sim_inbound_every_s": 45.0,  # a customer calls in now and then: screen pops without a phone system
 }
 
 

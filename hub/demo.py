@@ -12,6 +12,7 @@ from hub.passwords import hash_password
 from hub.policy import DEMO_POLICY_JSON
 from storage import campaigns as campaign_store
 from storage import contact as contact_store
+from storage import inbound as inbound_store
 from storage import users as user_store
 from storage.lead_intake import NewLead, insert_leads
 from storage.models import Role
@@ -20,6 +21,7 @@ log = logging.getLogger("lineup.demo")
 
 DEMO_PASSWORD = "demo"
 DEMO_AGENTS = [f"agent{i}" for i in range(1, 6)]
+DEMO_DID = "800"  # the number customers call; the sales agents answer it
 LEADS_PER_AGENT = 20
 DEMO_LEADS = 300
 TMK_LEADS = 40  # of the demo leads, registrations for the TMK agent
@@ -136,5 +138,16 @@ async def load_demo(session: AsyncSession) -> bool:
         for lead in leads[:TMK_LEADS]
     ]
     await insert_leads(session, registration_leads, batch_id=None, campaign_id=registrations.id)
+    # Customers calling the hotline reach the sales agents (phones 1001 … 1005).
+    await inbound_store.save_inbound_number(
+        session,
+        did=DEMO_DID,
+        name="Course hotline",
+        strategy="sticky",
+        ring_timeout_s=15,
+        agent_ids=agent_ids,
+        actor_id=None,
+    )
+    await session.commit()
     log.info("event=demo_loaded users=%d leads=%d", len(demo_users()), DEMO_LEADS)
     return True

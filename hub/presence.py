@@ -23,6 +23,12 @@ class Presence:
     call_id: str
     lead_id: int | None
     last_call: str  # "lead_id:call_id" of the agent's latest call, to link the disposition
+    call_ended: float = 0.0  # epoch seconds the agent's latest call ended
+
+    @property
+    def free_since(self) -> float:
+        """Since when the agent has been free: their state's start or their last call's end."""
+        return max(self.since, self.call_ended)
 
     def call_for_lead(self, lead_id: int) -> str | None:
         """The agent's latest call if it was to this lead."""
@@ -68,7 +74,16 @@ class PresenceStore:
             call_id=data.get(b"call_id", b"").decode(),
             lead_id=int(data[b"lead_id"]) if data.get(b"lead_id") else None,
             last_call=data.get(b"last_call", b"").decode(),
+            call_ended=float(data.get(b"call_ended", b"0")),
         )
+
+    async def get_many(self, agent_ids: list[int]) -> list[Presence | None]:
+        """Several agents' presence in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self._agent_key(agent_id))
+            found = await pipe.execute()
+        return [self._parse(a, d) for a, d in zip(agent_ids, found, strict=True)]
 
     async def set_state(self, agent_id: int, state: AgentState, reason: str) -> Presence:
         """Set the agent's state; one round trip that also returns the whole presence."""
@@ -121,9 +136,54 @@ class PresenceStore:
         data = await self._redis.hgetall(self._call_key(call_id))
         return {k.decode(): v.decode() for k, v in data.items()}
 
-    async def end_call(self, agent_id: int, call_id: str) -> None:
+    async def end_call(self, agent_id: int | None, call_id: str) -> None:
         """Forget a finished call (only unlinks the agent if it still points at this call)."""
-        await self._redis.delete(self._call_key(call_id))
+        await self._redis.delete(self._call_key(call_id), self._failed_key(call_id))
+        if agent_id is None:
+            return
+        current = await self._redis.hget(self._agent_key(agent_id), "call_id")
+        if current is not None and current.decode() == call_id:
+            ended = {"call_id": "", "call_ended": time.time()}
+            await self._redis.hset(self._agent_key(agent_id), mapping=ended)
+
+    # -- inbound calls: the agent whose phone rings ----------------------------------------------
+
+    def _reserved_key(self, agent_id: int) -> str:
+        return f"{self._prefix}ringing:{agent_id}"
+
+    def _failed_key(self, call_id: str) -> str:
+        return f"{self._prefix}call-failed:{call_id}"
+
+    async def reserve_agent(self, agent_id: int, call_id: str, ttl_s: int) -> bool:
+        """Claim a free agent for one inbound call; False if another call got them first."""
+        return bool(await self._redis.set(self._reserved_key(agent_id), call_id, nx=True, ex=ttl_s))
+
+    async def release_agent(self, agent_id: int, call_id: str) -> None:
+        """Drop the agent's reservation if it is still for this call."""
+        key = self._reserved_key(agent_id)
+        held = await self._redis.get(key)
+        if held is not None and held.decode() == call_id:
+            await self._redis.delete(key)
+
+    async def unring_agent(self, agent_id: int, call_id: str) -> None:
+        """The agent's phone failed this call: it may ring someone else, never them again."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._call_key(call_id), mapping={"agent_id": "", "extension": ""})
+            pipe.sadd(self._failed_key(call_id), agent_id)
+            pipe.expire(self._failed_key(call_id), 4 * 3600)
+            await pipe.execute()
         current = await self._redis.hget(self._agent_key(agent_id), "call_id")
         if current is not None and current.decode() == call_id:
             await self._redis.hset(self._agent_key(agent_id), "call_id", "")
+        await self.release_agent(agent_id, call_id)
+
+    async def failed_agents(self, call_id: str) -> set[int]:
+        """The agents whose phone already failed this call."""
+        return {int(a) for a in await self._redis.smembers(self._failed_key(call_id))}
+
+    async def link_lead_to_call(self, agent_id: int, call_id: str, lead_id: int) -> None:
+        """A lead was made for the caller: the call and the agent's disposition point at it."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._call_key(call_id), "lead_id", lead_id)
+            pipe.hset(self._agent_key(agent_id), "last_call", f"{lead_id}:{call_id}")
+            await pipe.execute()

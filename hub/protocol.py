@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-COMMAND_TYPES = ("state.set", "call.dial", "call.dial_number", "call.hangup", "lead.dispose", "ping")
+COMMAND_TYPES = (
+    "state.set",
+    "call.dial",
+    "call.dial_number",
+    "call.hangup",
+    "lead.dispose",
+    "customer.create",
+    "ping",
+)
 
 
 class ProtocolError(Exception):

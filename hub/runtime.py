@@ -18,6 +18,7 @@ from hub.calls import CallDesk
 from hub.contact_gate import ContactGate
 from hub.dispatch import Dispatcher
 from hub.identity import TokenSigner
+from hub.inbound import InboundDesk
 from hub.lead_import import sweep_abandoned_uploads
 from hub.presence import PresenceStore
 from hub.quota_desk import QuotaDesk
@@ -42,6 +43,10 @@ def build_gateway(settings: Settings) -> Gateway:
                 ring_s=settings.sim_ring_s,
                 talk_s=settings.sim_talk_s,
                 no_answer_after_s=settings.sim_no_answer_after_s,
+                agent_answer_s=settings.sim_agent_answer_s,
+                abandon_rate=settings.sim_abandon_rate,
+                inbound_every_s=settings.sim_inbound_every_s,
+                inbound_did=settings.sim_inbound_did,
             )
         )
     raise ValueError(f"unknown gateway {settings.gateway!r} (LINEUP_GATEWAY): only 'simulator' exists yet")
@@ -75,6 +80,10 @@ class Hub:
         self.agents = AgentDesk(self)
         self.supervisors = SupervisorDesk(self.redis, self.bus, self.quota_desk, settings.redis_prefix)
         self.calls = CallDesk(self)
+        self.inbound = InboundDesk(self)
+        self.gateway.attach_router(self.inbound.route)
+        if isinstance(self.gateway, SimulatorGateway):
+            self.gateway.attach_callers(self.inbound.sample_caller)
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.registrations: RegistrationIntake | None = None

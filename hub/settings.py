@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     sim_ring_s: tuple[float, float] = (1.0, 4.0)
     sim_talk_s: tuple[float, float] = (3.0, 8.0)
     sim_no_answer_after_s: float = 20.0
+    sim_agent_answer_s: tuple[float, float] = (1.0, 2.5)
+    sim_abandon_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    sim_inbound_every_s: float = Field(default=0.0, ge=0.0, description="0: no customer calls in by themself")
+    sim_inbound_did: str = "800"
 
     process_id: str = Field(default="", description="Name of this hub process; random when empty.")
 

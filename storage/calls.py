@@ -44,3 +44,8 @@ async def update_call(
         update(Call).where(Call.id == call_id, Call.started_at == started_at).values(**values)
     )
     await session.commit()
+
+
+async def link_lead(session: AsyncSession, call_id: uuid.UUID, started_at: datetime, lead_id: int) -> None:
+    """Attach a call to the lead made for its caller during the call (commits)."""
+    await update_call(session, call_id, started_at, lead_id=lead_id)

@@ -275,6 +275,27 @@ class AgentDay(Base):
     new_leads: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
+class InboundNumber(Base):
+    """A number customers call (DID): who answers it and how (migration 0008)."""
+
+    __tablename__ = "inbound_numbers"
+    __table_args__ = (
+        CheckConstraint("strategy IN ('sticky', 'longest_idle')", name="inbound_numbers_strategy_check"),
+        CheckConstraint("ring_timeout_s BETWEEN 5 AND 120", name="inbound_numbers_ring_timeout_check"),
+    )
+    did: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), server_default="")
+    strategy: Mapped[str] = mapped_column(String(16), server_default="sticky")
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, server_default="15")
+    created_at: Mapped[datetime] = _now()
+
+
+class InboundNumberAgent(Base):
+    __tablename__ = "inbound_number_agents"
+    did: Mapped[str] = mapped_column(ForeignKey("inbound_numbers.did", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
 class SystemSetting(Base):
     """A system-wide setting as JSON (the contact policies)."""
 
@@ -293,6 +314,7 @@ class Call(Base):
         PrimaryKeyConstraint("id", "started_at"),
         Index("calls_agent", "agent_id", "started_at"),
         Index("calls_lead", "lead_id"),
+        Index("calls_phone", "phone_e164", "started_at"),
         {"postgresql_partition_by": "RANGE (started_at)"},
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -307,6 +329,9 @@ class Call(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_s: Mapped[float | None] = mapped_column(Float)
     hangup_cause: Mapped[str | None] = mapped_column(String(32))
+    did: Mapped[str | None] = mapped_column(String(32))  # the number dialled, inbound
+    gateway_call_id: Mapped[str | None] = mapped_column(String(200))  # the phone system's id (SIP Call-ID)
+    recording_ref: Mapped[str | None] = mapped_column(Text)
 
 
 class ContactAttempt(Base):

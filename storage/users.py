@@ -61,3 +61,21 @@ async def agents(session: AsyncSession, roles: tuple[str, ...] = ("sales", "tmk"
             )
         ).scalars()
     )
+
+
+async def usernames(session: AsyncSession, user_ids: list[int]) -> dict[int, str]:
+    """Usernames by id."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {r[0]: r[1] for r in rows}
+
+
+async def agents_named(session: AsyncSession, names: list[str]) -> dict[str, int]:
+    """The sales and TMK agents among these usernames: username → id."""
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(User.username, User.id).where(User.username.in_(names), User.role.in_(("sales", "tmk")))
+    )
+    return {r[0]: r[1] for r in rows}

@@ -85,6 +85,8 @@ class HubServer:
             "LINEUP_SIM_RING_S": "[0.05, 0.1]",
             "LINEUP_SIM_TALK_S": "[0.3, 0.4]",
             "LINEUP_SIM_NO_ANSWER_AFTER_S": "0.3",
+            "LINEUP_SIM_AGENT_ANSWER_S": "[0.05, 0.1]",
+            "LINEUP_SIM_ABANDON_RATE": "0",
             "LINEUP_HEARTBEAT_S": "1",
             "LINEUP_IDLE_RESCAN_S": "1",
             **self.env_overrides,

@@ -79,7 +79,12 @@ def render_event(event: dict[str, Any], *, tmk: bool = False) -> str:
     if kind == "lead.disposed":
         return _lead_parts(None, disposed=True)
     if kind == "call.state":
-        return _fragment("call_panel", lead=None, call=_call(event, live=True))
+        panel = _fragment("call_panel", lead=None, call=_call(event, live=True))
+        if event.get("direction") == "in" and event["state"] == "ended":
+            panel += _fragment("screen_pop", pop=None)  # the caller is gone: so is their pop
+        return panel
+    if kind == "call.inbound":
+        return _fragment("screen_pop", pop=event)
     if kind == "quota.warning":
         return _fragment("warnings", warnings=[event])
     if kind == "error":

@@ -1,0 +1,278 @@
+"""Inbound calls: the numbers customers call and their agent groups, caller lookup, inbound call rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit
+
+STRATEGIES = ("sticky", "longest_idle")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAgent:
+    agent_id: int
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundGroup:
+    """A dialled number (DID) and the agents who answer it (those with a phone extension)."""
+
+    did: str
+    name: str
+    strategy: str
+    ring_timeout_s: int
+    agents: tuple[GroupAgent, ...]
+
+
+async def inbound_group(session: AsyncSession, did: str) -> InboundGroup | None:
+    """The group of a dialled number, or None when nobody serves it."""
+    number = (
+        await session.execute(
+            text("SELECT did, name, strategy, ring_timeout_s FROM inbound_numbers WHERE did = :did"),
+            {"did": did},
+        )
+    ).first()
+    if number is None:
+        return None
+    agents = await session.execute(
+        text(
+            "SELECT u.id, u.sip_extension FROM inbound_number_agents a JOIN users u ON u.id = a.user_id"
+            " WHERE a.did = :did AND u.active AND u.sip_extension IS NOT NULL AND u.sip_extension <> ''"
+            " ORDER BY u.id"
+        ),
+        {"did": did},
+    )
+    return InboundGroup(
+        number.did,
+        number.name,
+        number.strategy,
+        number.ring_timeout_s,
+        tuple(GroupAgent(r[0], r[1]) for r in agents),
+    )
+
+
+async def inbound_numbers(session: AsyncSession) -> list[InboundGroup]:
+    """Every inbound number with its group, by number."""
+    dids = (await session.execute(text("SELECT did FROM inbound_numbers ORDER BY did"))).scalars().all()
+    groups = [await inbound_group(session, did) for did in dids]
+    return [g for g in groups if g is not None]
+
+
+async def save_inbound_number(
+    session: AsyncSession,
+    *,
+    did: str,
+    name: str,
+    strategy: str,
+    ring_timeout_s: int,
+    agent_ids: list[int],
+    actor_id: int | None,
+    ip: str = "",
+) -> None:
+    """Create or replace a number's settings and group, audited (the caller commits)."""
+    await session.execute(
+        text(
+            "INSERT INTO inbound_numbers (did, name, strategy, ring_timeout_s)"
+            " VALUES (:did, :name, :strategy, :timeout)"
+            " ON CONFLICT (did) DO UPDATE SET name = EXCLUDED.name, strategy = EXCLUDED.strategy,"
+            " ring_timeout_s = EXCLUDED.ring_timeout_s"
+        ),
+        {"did": did, "name": name, "strategy": strategy, "timeout": ring_timeout_s},
+    )
+    await session.execute(text("DELETE FROM inbound_number_agents WHERE did = :did"), {"did": did})
+    if agent_ids:
+        await session.execute(
+            text(
+                "INSERT INTO inbound_number_agents (did, user_id)"
+                " SELECT :did, unnest(CAST(:ids AS integer[])) ON CONFLICT DO NOTHING"
+            ),
+            {"did": did, "ids": agent_ids},
+        )
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="inbound_number.save",
+        target=did,
+        detail={"name": name, "strategy": strategy, "ring_timeout_s": ring_timeout_s, "agents": agent_ids},
+        ip=ip,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecentContact:
+    at: datetime
+    outcome: str
+    note: str
+    agent_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCard:
+    """What the agent's screen pop shows of a caller who is a known lead."""
+
+    lead_id: int
+    name: str
+    area: str
+    status: str
+    owner_id: int | None
+    owner_name: str | None
+    notes: str
+    attributes: dict[str, object]
+    held_by: int | None
+    recent: tuple[RecentContact, ...]
+
+
+async def customer_card(session: AsyncSession, phone_e164: str, recent: int = 5) -> CustomerCard | None:
+    """The caller's latest active lead with its owner and last contacts, or None for a new number."""
+    lead = (
+        await session.execute(
+            text(
+                "SELECT l.id, coalesce(nullif(c.name, ''), l.name) AS name, l.area, l.status, l.owner_id,"
+                " u.display_name AS owner_name, l.notes, l.attributes, l.held_by"
+                " FROM leads l LEFT JOIN users u ON u.id = l.owner_id"
+                " LEFT JOIN customers c ON c.phone_e164 = l.phone_e164"
+                " WHERE l.phone_e164 = :phone AND l.deleted_at IS NULL"
+                " ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
+            ),
+            {"phone": phone_e164},
+        )
+    ).first()
+    if lead is None:
+        return None
+    contacts = await session.execute(
+        text(
+            "SELECT c.created_at, c.outcome, c.note, coalesce(u.display_name, '') FROM contact_attempts c"
+            " LEFT JOIN users u ON u.id = c.agent_id WHERE c.phone_e164 = :phone"
+            " ORDER BY c.created_at DESC LIMIT :n"
+        ),
+        {"phone": phone_e164, "n": recent},
+    )
+    return CustomerCard(
+        lead.id,
+        lead.name,
+        lead.area,
+        lead.status,
+        lead.owner_id,
+        lead.owner_name,
+        lead.notes,
+        dict(lead.attributes),
+        lead.held_by,
+        tuple(RecentContact(*r) for r in contacts),
+    )
+
+
+async def start_inbound_call(
+    session: AsyncSession,
+    *,
+    call_id: uuid.UUID,
+    started_at: datetime,
+    agent_id: int | None,
+    lead_id: int | None,
+    phone_e164: str,
+    did: str,
+    gateway_call_id: str,
+    state: str = "ringing",
+    cause: str | None = None,
+) -> None:
+    """Record an inbound call (idempotent on its id: a re-route only changes the agent; commits).
+
+    A call rejected before any agent rang is recorded ``ended`` with its cause.
+    """
+    await session.execute(
+        text(
+            "INSERT INTO calls (id, started_at, direction, agent_id, lead_id, phone_e164, state, did,"
+            " gateway_call_id, ringing_at, ended_at, duration_s, hangup_cause)"
+            " VALUES (:id, :at, 'in', :agent, :lead, :phone, CAST(:state AS varchar), :did, :gw,"
+            " CASE WHEN CAST(:state AS varchar) = 'ringing' THEN CAST(:at AS timestamptz) END,"
+            " CASE WHEN CAST(:state AS varchar) = 'ended' THEN CAST(:at AS timestamptz) END,"
+            " CASE WHEN CAST(:state AS varchar) = 'ended' THEN 0.0 END, :cause)"
+            " ON CONFLICT (id, started_at) DO UPDATE SET agent_id = EXCLUDED.agent_id"
+        ),
+        {
+            "id": call_id,
+            "at": started_at,
+            "agent": agent_id,
+            "lead": lead_id,
+            "phone": phone_e164,
+            "state": state,
+            "did": did,
+            "gw": gateway_call_id,
+            "cause": cause,
+        },
+    )
+    await session.commit()
+
+
+async def hold_caller_lead(session: AsyncSession, agent_id: int, lead_id: int, lease_s: float) -> bool:
+    """Put the caller's lead on the agent who answered: the agent's other held lead goes back.
+
+    False (and nothing changes) when another agent holds the caller's lead or it was deleted.
+    Commits.
+    """
+    taken = (
+        await session.execute(
+            text(
+                "UPDATE leads SET held_by = :agent, lease_expires_at = now() + make_interval(secs => :lease)"
+                " WHERE id = :lead AND deleted_at IS NULL AND (held_by IS NULL OR held_by = :agent)"
+                " RETURNING id"
+            ),
+            {"agent": agent_id, "lead": lead_id, "lease": lease_s},
+        )
+    ).first()
+    if taken is None:
+        await session.rollback()
+        return False
+    # The lead that waited on the agent's screen, not yet called, is simply not held any more.
+    await session.execute(
+        text(
+            "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL"
+            " WHERE held_by = :agent AND id <> :lead"
+        ),
+        {"agent": agent_id, "lead": lead_id},
+    )
+    await session.commit()
+    return True
+
+
+async def add_caller_lead(
+    session: AsyncSession, *, agent_id: int, phone_e164: str, name: str, notes: str, lease_s: float
+) -> int:
+    """A new customer who called in: a lead owned and held by the agent who answered (commits)."""
+    await session.execute(
+        text(
+            "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL"
+            " WHERE held_by = :agent"
+        ),
+        {"agent": agent_id},
+    )
+    lead_id = (
+        await session.execute(
+            text(
+                "INSERT INTO leads (name, phone_e164, owner_id, status, source, notes, held_by,"
+                " lease_expires_at) VALUES (:name, :phone, :agent, 'new', 'inbound', :notes, :agent,"
+                " now() + make_interval(secs => :lease)) RETURNING id"
+            ),
+            {"name": name, "phone": phone_e164, "agent": agent_id, "notes": notes, "lease": lease_s},
+        )
+    ).scalar_one()
+    await session.commit()
+    return int(lead_id)
+
+
+async def some_lead_phone(session: AsyncSession) -> str | None:
+    """The number of some active lead, picked at random without scanning the table."""
+    return (
+        await session.execute(
+            text(
+                "SELECT phone_e164 FROM leads WHERE deleted_at IS NULL"
+                " AND id >= (SELECT floor(random() * (max(id) + 1)) FROM leads) ORDER BY id LIMIT 1"
+            )
+        )
+    ).scalar()
