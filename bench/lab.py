@@ -116,10 +116,13 @@ async def forget_redis_keys(redis_url: str, prefix: str) -> None:
 
 
 @asynccontextmanager
-async def open_lab(agents: int, leads: int, keep_log: Path | None = None) -> AsyncIterator[Lab]:
+async def open_lab(
+    agents: int, leads: int, keep_log: Path | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[Lab]:
     """A fresh database with ``agents`` sales users and ``leads`` pool leads, served by one hub.
 
-    ``keep_log``: where to copy the hub's log once it has stopped (it lives in a temporary directory).
+    ``keep_log``: where to copy the hub's log once it has stopped (it lives in a temporary directory);
+    ``env``: more settings for the hub process (e.g. its phone system).
     """
     workdir = Path(tempfile.mkdtemp(prefix="lineup-bench-"))
     # Registered first so it runs last: after the bundled servers' own atexit stops.
@@ -127,7 +130,7 @@ async def open_lab(agents: int, leads: int, keep_log: Path | None = None) -> Asy
     services = resolve_services(workdir)
     name = f"bench_{secrets.token_hex(4)}"
     prefix = f"lineup-bench-{secrets.token_hex(4)}:"
-    hub = HubServer("", services.redis_url, prefix, env_overrides=HUB_ENV)
+    hub = HubServer("", services.redis_url, prefix, env_overrides={**HUB_ENV, **(env or {})})
     try:
         database_url = await create_database(services.admin_database_url, name)
         log.info("event=database_created name=%s postgres=%s", name, services.postgres)

@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import api, ws
+from hub import api, gateway_intake, ws
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
 from web import (
@@ -52,6 +52,7 @@ def routes() -> list[BaseRoute]:
         *callback_pages.ROUTES,
         *quota_pages.ROUTES,
         *inbound_pages.ROUTES,
+        *gateway_intake.ROUTES,
         *campaign_pages.ROUTES,
         *allocation_pages.ROUTES,
         *dnc_pages.ROUTES,

@@ -29,6 +29,7 @@ log = logging.getLogger("lineup.calls")
 # Events only move a call forward; a late "ringing" after "answered" is ignored. Inbound calls
 # (hub.inbound) have their own steps and agents' states.
 _ORDER = {"dialing": 0, "ringing": 1, "answered": 2, "ended": 3}
+STUCK_AFTER_S = 60.0  # a call without progress for this long is ended by the reconciliation
 
 
 class CallDesk:
@@ -43,6 +44,33 @@ class CallDesk:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def reconcile(self, min_age_s: float = STUCK_AFTER_S) -> None:
+        """End calls the hub still shows live but that are gone (a restart, a lost event).
+
+        Only calls older than ``min_age_s``: an inbound call the gateway no longer has, and an
+        outbound call still ``dialing`` (the gateway never reported any progress).
+        """
+        try:
+            live = await self.hub.gateway.live_calls()
+        except GatewayError as exc:
+            log.warning("event=reconcile_skipped error=%s", exc)
+            live = None
+        now = time.time()
+        for call_id in await self.hub.presence.live_call_ids():
+            call = await self.hub.presence.get_call(call_id)
+            if not call or not call.get("started_at"):
+                continue
+            if now - datetime.fromisoformat(call["started_at"]).timestamp() < min_age_s:
+                continue
+            if call.get("direction") == "in" and live is not None and call_id not in live:
+                cause = "lost"
+            elif call.get("direction") == "out" and call.get("state") == "dialing":
+                cause = "no_progress"
+            else:
+                continue
+            log.warning("event=call_reconciled call=%s state=%s cause=%s", call_id, call.get("state"), cause)
+            await self.on_event(CallEvent(call_id, CallEventKind.ENDED, now, 0.0, cause))
 
     async def call_payload(self, call_id: str) -> dict[str, Any] | None:
         """The ``call.state`` view of a live call, or None when it is not live."""

@@ -86,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     loaded = asyncio.run(prepare())
     url = f"http://{settings.host}:{settings.port}"
+    if args.with_kamailio:
+        settings = _start_kamailio(settings, url)
     _out(f"\nLineup is starting at {url}")
     if settings.demo:
         _out(
@@ -109,6 +111,32 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.Server(config).run()
     return 0
+
+
+def _start_kamailio(settings: Settings, hub_url: str) -> Settings:
+    """A local "real phone system": Kamailio on loopback (the Debian package), stopped on exit."""
+    import atexit
+    from urllib.parse import urlsplit
+
+    from telephony.kamailio.lab import KamailioServer, LabError, ensure_installed
+
+    missing = ensure_installed()
+    if missing:
+        raise SystemExit(f"--with-kamailio: {missing}")
+    host, _, sip_port = settings.kamailio_sip_address.rpartition(":")
+    rpc_port = urlsplit(settings.kamailio_rpc_url).port or 5071
+    server = KamailioServer(
+        settings.data_dir / "kamailio", hub_url, host=host, sip_port=int(sip_port), rpc_port=rpc_port
+    )
+    try:
+        server.start()
+    except LabError as exc:
+        raise SystemExit(f"--with-kamailio: Kamailio did not start: {exc}") from None
+    atexit.register(server.stop)
+    _out(f"Phone system: Kamailio at {server.sip_uri} (log {server.log_path}).")
+    _out("  Register agents' softphones there as their extensions (demo: 1001 … 1005, no password);")
+    _out(f"  customers calling sip:800@{server.address} reach the demo agents who are ready.")
+    return settings.model_copy(update={"gateway": "kamailio"})
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -182,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the hub (web pages, websockets, APIs)")
     serve.add_argument("--demo", action="store_true", help="demo users, demo leads, short simulated calls")
     serve.add_argument("--port", type=int, default=0, help="overrides LINEUP_PORT")
+    serve.add_argument(
+        "--with-kamailio",
+        action="store_true",
+        help="start Kamailio on loopback as the phone system (LINEUP_KAMAILIO_* addresses)",
+    )
     serve.set_defaults(func=_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(func=_migrate)

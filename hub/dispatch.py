@@ -60,6 +60,13 @@ class Dispatcher:
         if self._pool is not None:
             await self._pool.close()
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The always-open connections of the hot paths: the claim, and inbound routing."""
+        if self._pool is None:
+            raise RuntimeError("the dispatcher is not started")
+        return self._pool
+
     async def next_lead(
         self, agent_id: int, *, general_pool: bool, new_lead_cap: int | None, day: date
     ) -> Offer:

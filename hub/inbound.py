@@ -15,6 +15,7 @@ Every handler is idempotent: a duplicated or late event finds the call already p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -75,15 +76,17 @@ class InboundDesk:
         if call.failed_extension:
             await self.agent_failed(call.call_id, call.failed_extension, call.failed_code)
         phone = normalise_phone(call.caller, self.hub.settings.default_region) or call.caller[:20]
-        async with self.hub.db() as s:
-            card = await inbound_store.customer_card(s, phone)
-        presences = await self.hub.presence.get_many([a.agent_id for a in group.agents])
+        # The caller's card (Postgres) and the group's presence (Redis) at once: the gateway waits.
+        card, presences = await asyncio.gather(
+            inbound_store.customer_card(self.hub.dispatch.pool, phone),
+            self.hub.presence.get_many([a.agent_id for a in group.agents]),
+        )
         candidates = [
             Candidate(a.agent_id, a.extension, p.free_since)
             for a, p in zip(group.agents, presences, strict=True)
             if p is not None and p.process and p.state is AgentState.READY and not p.call_id
         ]
-        tried = await self.hub.presence.failed_agents(call.call_id)
+        tried = await self.hub.presence.failed_agents(call.call_id) if call.attempt > 1 else set()
         owner = card.owner_id if card else None
         for choice in routing_order(candidates, strategy=group.strategy, owner_id=owner, excluded=tried):
             if await self.hub.presence.reserve_agent(choice.agent_id, call.call_id, group.ring_timeout_s + 5):
@@ -113,19 +116,8 @@ class InboundDesk:
         choice: Candidate,
         group: inbound_store.InboundGroup,
     ) -> None:
-        known = await self.hub.presence.get_call(call.call_id)
+        known = await self.hub.presence.get_call(call.call_id) if call.attempt > 1 else {}
         started_at = known.get("started_at") or datetime.now(UTC).isoformat()
-        async with self.hub.db() as s:
-            await inbound_store.start_inbound_call(
-                s,
-                call_id=uuid.UUID(call.call_id),
-                started_at=datetime.fromisoformat(started_at),
-                agent_id=choice.agent_id,
-                lead_id=card.lead_id if card else None,
-                phone_e164=phone,
-                did=call.did,
-                gateway_call_id=call.call_id,
-            )
         fields: dict[str, str | int | float] = {
             "agent_id": choice.agent_id,
             "lead_id": card.lead_id if card else "",
@@ -137,28 +129,40 @@ class InboundDesk:
             "did": call.did,
             "extension": choice.extension,
         }
-        await self.hub.presence.set_call(choice.agent_id, call.call_id, fields)
-        await self._agent_state(choice.agent_id, AgentState.RINGING, "")
-        await self.hub.calls.publish(choice.agent_id, screen_pop(call.call_id, phone, call.did, card))
+        # The call row, its dial state, the agent's state and the screen pop, all at once.
+        await asyncio.gather(
+            inbound_store.start_inbound_call(
+                self.hub.dispatch.pool,
+                call_id=uuid.UUID(call.call_id),
+                started_at=datetime.fromisoformat(started_at),
+                agent_id=choice.agent_id,
+                lead_id=card.lead_id if card else None,
+                phone_e164=phone,
+                did=call.did,
+                gateway_call_id=call.call_id,
+            ),
+            self.hub.presence.set_call(choice.agent_id, call.call_id, fields),
+            self._agent_state(choice.agent_id, AgentState.RINGING, ""),
+            self.hub.calls.publish(choice.agent_id, screen_pop(call.call_id, phone, call.did, card)),
+        )
 
     async def _no_agent(self, call: InboundCall, phone: str, card: inbound_store.CustomerCard | None) -> None:
         known = await self.hub.presence.get_call(call.call_id)
         if known:  # routed before, then every agent failed: the call ends here
             await self.hub.calls.finish(call.call_id, known, 0.0, "no_agent")
             return
-        async with self.hub.db() as s:
-            await inbound_store.start_inbound_call(
-                s,
-                call_id=uuid.UUID(call.call_id),
-                started_at=datetime.now(UTC),
-                agent_id=None,
-                lead_id=card.lead_id if card else None,
-                phone_e164=phone,
-                did=call.did,
-                gateway_call_id=call.call_id,
-                state="ended",
-                cause="no_agent",
-            )
+        await inbound_store.start_inbound_call(
+            self.hub.dispatch.pool,
+            call_id=uuid.UUID(call.call_id),
+            started_at=datetime.now(UTC),
+            agent_id=None,
+            lead_id=card.lead_id if card else None,
+            phone_e164=phone,
+            did=call.did,
+            gateway_call_id=call.call_id,
+            state="ended",
+            cause="no_agent",
+        )
 
     # -- the call's events ---------------------------------------------------------------------
 

@@ -132,6 +132,11 @@ class PresenceStore:
             pipe.hset(self._agent_key(agent_id), mapping=link)
             await pipe.execute()
 
+    async def live_call_ids(self) -> list[str]:
+        """Every call with dial state here (all processes'), by a scan of the call keys."""
+        prefix = self._call_key("")
+        return [k.decode()[len(prefix) :] async for k in self._redis.scan_iter(match=prefix + "*", count=500)]
+
     async def get_call(self, call_id: str) -> dict[str, str]:
         data = await self._redis.hgetall(self._call_key(call_id))
         return {k.decode(): v.decode() for k, v in data.items()}

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hub import retention
 from hub.agents import AgentDesk
 from hub.bus import Bus
-from hub.calls import CallDesk
+from hub.calls import STUCK_AFTER_S, CallDesk
 from hub.contact_gate import ContactGate
 from hub.dispatch import Dispatcher
+from hub.gateway_intake import allowed_addresses
 from hub.identity import TokenSigner
 from hub.inbound import InboundDesk
 from hub.lead_import import sweep_abandoned_uploads
@@ -27,6 +28,7 @@ from hub.supervisor_desk import SupervisorDesk
 from storage import leads as lead_store
 from storage.db import create_engine, session_factory
 from telephony import Gateway
+from telephony.kamailio.gateway import KamailioGateway
 from telephony.simulator import SimulatorGateway, SimulatorProfile
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ def build_gateway(settings: Settings) -> Gateway:
                 inbound_did=settings.sim_inbound_did,
             )
         )
-    raise ValueError(f"unknown gateway {settings.gateway!r} (LINEUP_GATEWAY): only 'simulator' exists yet")
+    return KamailioGateway(settings.kamailio_rpc_url, settings.kamailio_sip_address)
 
 
 class Hub:
@@ -71,6 +73,7 @@ class Hub:
         self.presence = PresenceStore(self.redis, settings.redis_prefix, settings.presence_ttl_s)
         self.bus = Bus(self.redis, settings.redis_prefix)
         self.gateway: Gateway = build_gateway(settings)
+        self.gateway_addresses = allowed_addresses(settings.gateway_addresses)
         self.tokens = TokenSigner(settings.secret_key, settings.token_ttl_s)
         self.contact = ContactGate(self.db)
         self.dispatch = Dispatcher(
@@ -94,10 +97,12 @@ class Hub:
         await self.gateway.start()
         await self.bus.start(self._on_agent_message, self._on_broadcast, self.supervisors.deliver)
         self.calls.start()
+        await self.calls.reconcile()
         s = self.settings
         self._every(s.heartbeat_s, self._heartbeat, "heartbeat")
         self._every(min(15.0, s.lead_lease_s / 4), self._release_expired_leases, "lease-sweeper")
         self._every(s.idle_rescan_s, self.agents.offer_to_idle_agents, "idle-rescan")
+        self._every(STUCK_AFTER_S / 2, self.calls.reconcile, "calls-reconcile")
         self._every(s.callback_poll_s, self.agents.push_due_callbacks, "callbacks-due")
         self._every(
             min(30.0, s.callback_grace_s / 2), self.agents.pass_stale_callbacks, "callbacks-to-anyone"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +23,12 @@ class Settings(BaseSettings):
     redis_url: str = ""
     redis_prefix: str = "lineup:"
     kafka_bootstrap: str = ""
-    gateway: str = "simulator"
+    gateway: Literal["simulator", "kamailio"] = "simulator"
+    # Kamailio (LINEUP_GATEWAY=kamailio): its JSON-RPC URL, the SIP address agents' phones register
+    # at, and the addresses allowed to call the hub's /gateway/kamailio/* endpoints.
+    kamailio_rpc_url: str = "http://127.0.0.1:5071/RPC"
+    kamailio_sip_address: str = "127.0.0.1:5070"
+    gateway_addresses: str = "127.0.0.1,::1"
 
     secret_key: str = ""
     demo: bool = False

@@ -1,11 +1,17 @@
-"""Inbound calls: the numbers customers call and their agent groups, caller lookup, inbound call rows."""
+"""Inbound calls: the numbers customers call and their agent groups, caller lookup, inbound call rows.
+
+The routing path (the caller's card, the call row) speaks asyncpg on the hub's hot-path pool: the
+gateway waits on its answer. The rest uses SQLAlchemy sessions like every other module.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from asyncpg import Pool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,47 +135,46 @@ class CustomerCard:
     recent: tuple[RecentContact, ...]
 
 
-async def customer_card(session: AsyncSession, phone_e164: str, recent: int = 5) -> CustomerCard | None:
+# The caller's latest active lead, its owner, and the number's last contacts: one round trip, since
+# the gateway waits on the routing answer.
+_CARD = """
+SELECT l.id, coalesce(nullif(c.name, ''), l.name) AS name, l.area, l.status, l.owner_id,
+    u.display_name AS owner_name, l.notes, l.attributes::text AS attributes, l.held_by,
+    (SELECT coalesce(json_agg(r ORDER BY r.at DESC), '[]')::text FROM (
+        SELECT a.created_at AS at, a.outcome, a.note, coalesce(au.display_name, '') AS agent
+        FROM contact_attempts a LEFT JOIN users au ON au.id = a.agent_id
+        WHERE a.phone_e164 = $1 ORDER BY a.created_at DESC LIMIT $2) r) AS recent
+FROM leads l LEFT JOIN users u ON u.id = l.owner_id LEFT JOIN customers c ON c.phone_e164 = l.phone_e164
+WHERE l.phone_e164 = $1 AND l.deleted_at IS NULL
+ORDER BY l.created_at DESC, l.id DESC LIMIT 1
+"""
+
+
+async def customer_card(pool: Pool, phone_e164: str, recent: int = 5) -> CustomerCard | None:
     """The caller's latest active lead with its owner and last contacts, or None for a new number."""
-    lead = (
-        await session.execute(
-            text(
-                "SELECT l.id, coalesce(nullif(c.name, ''), l.name) AS name, l.area, l.status, l.owner_id,"
-                " u.display_name AS owner_name, l.notes, l.attributes, l.held_by"
-                " FROM leads l LEFT JOIN users u ON u.id = l.owner_id"
-                " LEFT JOIN customers c ON c.phone_e164 = l.phone_e164"
-                " WHERE l.phone_e164 = :phone AND l.deleted_at IS NULL"
-                " ORDER BY l.created_at DESC, l.id DESC LIMIT 1"
-            ),
-            {"phone": phone_e164},
-        )
-    ).first()
-    if lead is None:
+    row = await pool.fetchrow(_CARD, phone_e164, recent)
+    if row is None:
         return None
-    contacts = await session.execute(
-        text(
-            "SELECT c.created_at, c.outcome, c.note, coalesce(u.display_name, '') FROM contact_attempts c"
-            " LEFT JOIN users u ON u.id = c.agent_id WHERE c.phone_e164 = :phone"
-            " ORDER BY c.created_at DESC LIMIT :n"
-        ),
-        {"phone": phone_e164, "n": recent},
+    contacts = tuple(
+        RecentContact(datetime.fromisoformat(r["at"]), r["outcome"], r["note"], r["agent"])
+        for r in json.loads(row["recent"])
     )
     return CustomerCard(
-        lead.id,
-        lead.name,
-        lead.area,
-        lead.status,
-        lead.owner_id,
-        lead.owner_name,
-        lead.notes,
-        dict(lead.attributes),
-        lead.held_by,
-        tuple(RecentContact(*r) for r in contacts),
+        row["id"],
+        row["name"],
+        row["area"],
+        row["status"],
+        row["owner_id"],
+        row["owner_name"],
+        row["notes"],
+        json.loads(row["attributes"]),
+        row["held_by"],
+        contacts,
     )
 
 
 async def start_inbound_call(
-    session: AsyncSession,
+    pool: Pool,
     *,
     call_id: uuid.UUID,
     started_at: datetime,
@@ -181,33 +186,29 @@ async def start_inbound_call(
     state: str = "ringing",
     cause: str | None = None,
 ) -> None:
-    """Record an inbound call (idempotent on its id: a re-route only changes the agent; commits).
+    """Record an inbound call (idempotent on its id: a re-route only changes the agent).
 
     A call rejected before any agent rang is recorded ``ended`` with its cause.
     """
-    await session.execute(
-        text(
-            "INSERT INTO calls (id, started_at, direction, agent_id, lead_id, phone_e164, state, did,"
-            " gateway_call_id, ringing_at, ended_at, duration_s, hangup_cause)"
-            " VALUES (:id, :at, 'in', :agent, :lead, :phone, CAST(:state AS varchar), :did, :gw,"
-            " CASE WHEN CAST(:state AS varchar) = 'ringing' THEN CAST(:at AS timestamptz) END,"
-            " CASE WHEN CAST(:state AS varchar) = 'ended' THEN CAST(:at AS timestamptz) END,"
-            " CASE WHEN CAST(:state AS varchar) = 'ended' THEN 0.0 END, :cause)"
-            " ON CONFLICT (id, started_at) DO UPDATE SET agent_id = EXCLUDED.agent_id"
-        ),
-        {
-            "id": call_id,
-            "at": started_at,
-            "agent": agent_id,
-            "lead": lead_id,
-            "phone": phone_e164,
-            "state": state,
-            "did": did,
-            "gw": gateway_call_id,
-            "cause": cause,
-        },
+    ended = state == "ended"
+    await pool.execute(
+        "INSERT INTO calls (id, started_at, direction, agent_id, lead_id, phone_e164, state, did,"
+        " gateway_call_id, ringing_at, ended_at, duration_s, hangup_cause)"
+        " VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (id, started_at) DO UPDATE SET agent_id = EXCLUDED.agent_id",
+        call_id,
+        started_at,
+        agent_id,
+        lead_id,
+        phone_e164,
+        state,
+        did,
+        gateway_call_id,
+        None if ended else started_at,
+        started_at if ended else None,
+        0.0 if ended else None,
+        cause,
     )
-    await session.commit()
 
 
 async def hold_caller_lead(session: AsyncSession, agent_id: int, lead_id: int, lease_s: float) -> bool:

@@ -97,6 +97,10 @@ class Gateway(Protocol):
     async def hangup(self, call_id: str) -> None:
         """End a call; an ENDED event follows. Unknown calls are ignored."""
 
+    async def live_calls(self) -> set[str]:
+        """The ids of the calls the gateway has live now (to end calls the hub lost track of)."""
+        ...
+
     def events(self) -> AsyncIterator[CallEvent]:
         """The stream of normalised call events (one consumer)."""
         ...

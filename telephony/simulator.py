@@ -136,6 +136,9 @@ class SimulatorGateway:
         duration = round(now - answered, 3) if answered is not None else 0.0
         self._emit(call_id, CallEventKind.ENDED, duration_s=duration, cause="agent_hangup")
 
+    async def live_calls(self) -> set[str]:
+        return set(self._calls)
+
     def events(self) -> AsyncIterator[CallEvent]:
         return self._stream()
 

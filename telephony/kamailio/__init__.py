@@ -1,0 +1,40 @@
+"""Kamailio as Lineup's phone system: cfg template, the JSON contract, RPC/evapi I/O, a process lab.
+
+* ``protocol`` - pure parsing/building of the hub <-> Kamailio JSON contract (no I/O);
+* ``rpc`` - ``KamailioRpc`` (JSON-RPC over HTTP) and ``EvapiClient`` (event stream);
+* ``lab`` - ``KamailioServer``, ``SippPhone``, ``carrier_call``: real processes on loopback;
+* ``kamailio.cfg`` and ``sipp/*.xml`` - the packaged templates those use.
+"""
+
+from telephony.kamailio.protocol import (
+    KamailioEvent,
+    KamailioProtocolError,
+    KamailioRpcError,
+    LiveDialog,
+    NetstringDecoder,
+    RegisteredAor,
+    RouteQuery,
+    event_key,
+    parse_event,
+    parse_route_query,
+    reject_answer,
+    route_answer,
+)
+from telephony.kamailio.rpc import EvapiClient, KamailioRpc
+
+__all__ = [
+    "EvapiClient",
+    "KamailioEvent",
+    "KamailioProtocolError",
+    "KamailioRpc",
+    "KamailioRpcError",
+    "LiveDialog",
+    "NetstringDecoder",
+    "RegisteredAor",
+    "RouteQuery",
+    "event_key",
+    "parse_event",
+    "parse_route_query",
+    "reject_answer",
+    "route_answer",
+]
