@@ -40,14 +40,8 @@ from bench.lab import PASSWORD, Lab, open_lab
 from storage import inbound as inbound_store
 from storage.db import create_engine, session_factory
 from telephony.kamailio.gateway import call_id_for
-from telephony.kamailio.lab import (
-    KamailioServer,
-    SippPhone,
-    carrier_call,
-    ensure_installed,
-    free_port,
-    stop_all,
-)
+from telephony.kamailio.lab import KamailioServer, ensure_installed, free_port
+from telephony.kamailio.phones import SippPhone, carrier_call, stop_all
 
 log = logging.getLogger("bench.inbound")
 

@@ -428,7 +428,10 @@ class AgentDesk:
             return
         live.lead_id, live.none_reason = lead.id, None
         await self.hub.presence.set_lead(agent_id, lead.id)
-        self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history)})
+        presence = await self.hub.presence.get(agent_id)
+        call = await self.hub.calls.call_payload(presence.call_id) if presence and presence.call_id else None
+        # The call the lead came with is still live: the screen keeps showing it.
+        self.deliver(agent_id, {"type": "lead.assigned", "lead": lead_payload(lead, history), "call": call})
 
     def connected_agent_ids(self) -> list[int]:
         return list(self.live)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
@@ -115,6 +116,9 @@ class Hub:
 
             self.registrations = RegistrationIntake(self)
             await self.registrations.start()
+        # What exists now lives as long as the process: keep it out of the collector's way, so a
+        # full collection does not pause every socket and the gateway's routing answers.
+        gc.freeze()
         log.info("event=hub_started process=%s gateway=%s", self.process_id, s.gateway)
 
     async def close(self) -> None:

@@ -25,16 +25,8 @@ from typing import Any
 
 import pytest
 
-from telephony.kamailio.lab import (
-    CarrierResult,
-    KamailioServer,
-    PhoneMode,
-    SippPhone,
-    carrier_call,
-    ensure_installed,
-    free_port,
-    stop_all,
-)
+from telephony.kamailio.lab import KamailioServer, ensure_installed, free_port
+from telephony.kamailio.phones import CarrierResult, PhoneMode, SippPhone, carrier_call, stop_all
 
 __all__ = [
     "SipLab",
@@ -120,7 +112,7 @@ class SipLab:
         return phone
 
     async def carrier_call(self, kamailio: KamailioServer, **options: Any) -> CarrierResult:
-        """``telephony.kamailio.lab.carrier_call`` with this lab's work directory."""
+        """``telephony.kamailio.phones.carrier_call`` with this lab's work directory."""
         return await carrier_call(kamailio, self.work_dir, **options)
 
     def stop(self) -> None:

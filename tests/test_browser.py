@@ -10,8 +10,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
+from storage import inbound as inbound_store
 from tests.browser import sign_in
-from tests.seed import add_leads, add_user
+from tests.seed import add_leads, add_user, api_client
 
 
 @pytest.fixture
@@ -152,3 +153,47 @@ async def test_agent_dials_a_typed_number_and_a_refused_one_says_why(start_hub, 
     async with db() as s:
         attempt = (await s.execute(text("SELECT outcome, phone_e164 FROM contact_attempts"))).one()
     assert tuple(attempt) == ("manual", "+8613800138000")
+
+
+async def test_an_inbound_call_pops_the_caller_and_a_new_caller_is_saved_from_the_pop(start_hub, db, page):
+    hub = start_hub(LINEUP_SIM_TALK_S="[60, 61]")
+    alice = await add_user(db, "alice", extension="1001")
+    await add_user(db, "sue", role="supervisor")
+    async with db() as s:
+        await inbound_store.save_inbound_number(
+            s,
+            did="800",
+            name="Hotline",
+            strategy="sticky",
+            ring_timeout_s=15,
+            agent_ids=[alice],
+            actor_id=None,
+        )
+        await s.commit()
+    (phone,) = await add_leads(db, 1, owner_id=alice, seed=21)
+    await sign_in(page, hub.base, "alice")
+    await page.get_by_role("button", name="Ready").click()
+    lead_name = page.get_by_test_id("lead-name")
+    await expect(lead_name).to_have_text("Lead 0")
+    async with await api_client(hub.base, "sue") as sue:
+        assert (await sue.post("/api/simulator/calls", json={"caller": "13912345678"})).status_code == 202
+        pop = page.get_by_test_id("screen-pop")
+        await expect(pop).to_contain_text("New caller")
+        await expect(page.get_by_test_id("agent-state")).to_contain_text("On a call")
+        await pop.get_by_label("Name").fill("Wang Fang")
+        await pop.get_by_role("button", name="Save new customer").click()
+        await expect(lead_name).to_have_text("Wang Fang")
+        await page.get_by_role("button", name="Hang up").click()
+        await expect(pop).to_be_hidden()
+        await expect(page.get_by_test_id("agent-state")).to_contain_text("Wrap-up")
+        await page.get_by_label("Not interested", exact=True).check()
+        await page.get_by_role("button", name="Save and next").click()
+        await expect(page.get_by_test_id("agent-state")).to_contain_text("Ready")
+
+        assert (await sue.post("/api/simulator/calls", json={"caller": phone})).status_code == 202
+        await expect(pop).to_contain_text("Lead 0")
+        await expect(page.get_by_test_id("pop-owner")).to_have_text("Alice")
+        await expect(page.get_by_test_id("pop-phone")).to_have_text(masked(phone))
+        await expect(lead_name).to_have_text("Lead 0")  # the caller's lead opens on answer
+    if shots := os.environ.get("LINEUP_SCREENSHOT_DIR"):
+        await page.screenshot(path=f"{shots}/screen-pop.png", full_page=True)

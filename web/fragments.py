@@ -73,7 +73,7 @@ def render_event(event: dict[str, Any], *, tmk: bool = False) -> str:
     if kind == "agent.state":
         return _fragment("agent_state", agent=_agent(event))
     if kind == "lead.assigned":
-        return _lead_parts(event["lead"], tmk=tmk)
+        return _lead_parts(event["lead"], _call(event.get("call"), live=True), tmk=tmk)
     if kind == "lead.none":
         return _lead_parts(None, none_reason=event["reason"], next_due_at=event.get("next_due_at"))
     if kind == "lead.disposed":

@@ -2,7 +2,8 @@
 
 * ``protocol`` - pure parsing/building of the hub <-> Kamailio JSON contract (no I/O);
 * ``rpc`` - ``KamailioRpc`` (JSON-RPC over HTTP) and ``EvapiClient`` (event stream);
-* ``lab`` - ``KamailioServer``, ``SippPhone``, ``carrier_call``: real processes on loopback;
+* ``lab`` - ``KamailioServer``: a real Kamailio process on loopback (cfg rendering, ports, probes);
+* ``phones`` - ``SippPhone``, ``carrier_call``: sipp agent phones and carrier calls against it;
 * ``kamailio.cfg`` and ``sipp/*.xml`` - the packaged templates those use.
 """
 
