@@ -188,6 +188,7 @@ class CallDesk:
 
     async def on_event(self, event: CallEvent) -> None:
         """Apply one gateway event: Redis dial state, the call row, and the agent's screen."""
+        await self.hub.inbound.settled(event.call_id)
         call = await self.hub.presence.get_call(event.call_id)
         if not call:
             log.info("event=call_event_unknown call=%s kind=%s", event.call_id, event.kind)

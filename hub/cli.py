@@ -30,6 +30,8 @@ def configure_logging(level: str = "INFO") -> None:
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
+    # One line per HTTP request to the phone system's RPC would drown the hub's own events.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _out(text: str) -> None:

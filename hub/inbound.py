@@ -47,6 +47,7 @@ class InboundDesk:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._groups: dict[str, tuple[float, inbound_store.InboundGroup | None]] = {}
+        self._ringing: dict[str, asyncio.Task[None]] = {}  # calls being put on their agent
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class InboundDesk:
         owner = card.owner_id if card else None
         for choice in routing_order(candidates, strategy=group.strategy, owner_id=owner, excluded=tried):
             if await self.hub.presence.reserve_agent(choice.agent_id, call.call_id, group.ring_timeout_s + 5):
-                await self._ring(call, phone, card, choice, group)
+                self._start_ringing(call, phone, card, choice, group)
                 return RouteDecision.ring(choice.extension, group.ring_timeout_s)
         await self._no_agent(call, phone, card)
         return NO_AGENT
@@ -107,6 +108,32 @@ class InboundDesk:
     def forget_groups(self) -> None:
         """Re-read the numbers' groups on the next call (one was just saved)."""
         self._groups.clear()
+
+    def _start_ringing(
+        self,
+        call: InboundCall,
+        phone: str,
+        card: inbound_store.CustomerCard | None,
+        choice: Candidate,
+        group: inbound_store.InboundGroup,
+    ) -> None:
+        # The agent is reserved: the gateway may ring their phone now, while the call's record, its
+        # dial state and the screen pop are written. Its events wait for that here (``settled``).
+        task = asyncio.create_task(self._ring(call, phone, card, choice, group), name=f"ring-{call.call_id}")
+        self._ringing[call.call_id] = task
+        task.add_done_callback(lambda done: self._ring_done(call.call_id, done))
+
+    def _ring_done(self, call_id: str, task: asyncio.Task[None]) -> None:
+        if self._ringing.get(call_id) is task:
+            del self._ringing[call_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event=inbound_ring_failed call=%s error=%r", call_id, task.exception())
+
+    async def settled(self, call_id: str) -> None:
+        """Wait until this process has finished putting the call on its agent (events come after)."""
+        task = self._ringing.get(call_id)
+        if task is not None:
+            await asyncio.wait([task])
 
     async def _ring(
         self,
@@ -194,6 +221,7 @@ class InboundDesk:
 
     async def agent_failed(self, call_id: str, extension: str | None, code: int | None) -> None:
         """The ringing agent did not answer (or was busy): pause them (rona), free the call to move on."""
+        await self.settled(call_id)
         call = await self.hub.presence.get_call(call_id)
         if not call or call.get("state") != "ringing" or not call.get("agent_id"):
             return
