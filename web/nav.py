@@ -41,6 +41,12 @@ def _links() -> list[Link]:
             "/callbacks", _("Callbacks"), _("Promised callbacks: see and move them."), Permission.MANAGE_LEADS
         ),
         Link(
+            "/inbound-numbers",
+            _("Inbound numbers"),
+            _("The numbers customers call and the agents who answer them."),
+            Permission.MANAGE_LEADS,
+        ),
+        Link(
             "/quotas",
             _("Quotas"),
             _("Daily new-lead caps and call targets, and how each agent stands today."),
