@@ -157,6 +157,8 @@ class AgentDesk:
             },
             "lead": lead_payload(lead, history) if lead else None,
             "call": call,
+            # A reconnect in the middle of an inbound call brings its screen pop back.
+            "inbound": await self.hub.inbound.screen_pop_of(presence.call_id) if call else None,
             "warnings": [w for w in [self._stock_warning(stock)] if w],
         }
 

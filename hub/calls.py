@@ -198,7 +198,12 @@ class CallDesk:
             return
         if event.kind is CallEventKind.ENDED:
             await self.finish(
-                event.call_id, call, event.duration_s or 0.0, event.cause or "normal_clearing", at=event.at
+                event.call_id,
+                call,
+                event.duration_s or 0.0,
+                event.cause or "normal_clearing",
+                at=event.at,
+                recording_ref=event.recording_ref,
             )
         elif event.kind in (CallEventKind.RINGING, CallEventKind.ANSWERED):
             await self.advance(event, call)
@@ -225,7 +230,13 @@ class CallDesk:
         await self.publish(agent_id, _state_event(event.call_id, call, event.kind.value, None))
 
     async def finish(
-        self, call_id: str, call: dict[str, str], duration: float, cause: str, at: float | None = None
+        self,
+        call_id: str,
+        call: dict[str, str],
+        duration: float,
+        cause: str,
+        at: float | None = None,
+        recording_ref: str | None = None,
     ) -> None:
         """End a live call: its row, its dial state, and its agent's screen (when it had one)."""
         ended = datetime.fromtimestamp(at or time.time(), UTC)
@@ -238,6 +249,7 @@ class CallDesk:
                 ended_at=ended,
                 duration_s=duration,
                 hangup_cause=cause,
+                recording_ref=recording_ref,
             )
         agent_id = int(call["agent_id"]) if call.get("agent_id") else None
         await self.hub.presence.end_call(agent_id, call_id)

@@ -237,7 +237,9 @@ class InboundDesk:
         answered = call.get("state") == "answered"
         agent_id = int(call["agent_id"]) if call.get("agent_id") else None
         duration = (event.duration_s or 0.0) if answered else 0.0
-        await self.hub.calls.finish(event.call_id, call, duration, cause, at=event.at)
+        await self.hub.calls.finish(
+            event.call_id, call, duration, cause, at=event.at, recording_ref=event.recording_ref
+        )
         if agent_id is None:
             return
         await self.hub.presence.release_agent(agent_id, event.call_id)
@@ -253,6 +255,14 @@ class InboundDesk:
         async with self.hub.db() as s:
             known = await inbound_store.some_lead_phone(s) if random.random() < 0.75 else None
         return known or f"+86139{random.randrange(10**8):08d}"
+
+    async def screen_pop_of(self, call_id: str) -> dict[str, Any] | None:
+        """The screen pop of a live inbound call still ringing or talking (None otherwise)."""
+        call = await self.hub.presence.get_call(call_id)
+        if call.get("direction") != "in" or call.get("state") not in ("ringing", "answered"):
+            return None
+        card = await inbound_store.customer_card(self.hub.dispatch.pool, call["phone"])
+        return screen_pop(call_id, call["phone"], call.get("did", ""), card)
 
     # -- a new customer --------------------------------------------------------------------------
 

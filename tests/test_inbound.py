@@ -152,3 +152,26 @@ async def test_no_ready_agent_or_an_unserved_number_rejects_the_call(hub_server,
     await ann_ws.expect("pong")
     assert [f for f in ann_ws.frames if f["type"] == "call.inbound"] == []
     await ann_ws.close()
+
+
+async def test_a_reconnect_mid_call_brings_the_pop_back_and_the_agent_can_hang_up(start_hub, db):
+    server = start_hub(LINEUP_SIM_TALK_S="[30, 31]")
+    ann = await add_user(db, "ann", extension="1001")
+    await add_user(db, "sue", role="supervisor")
+    await _hotline(db, [ann])
+    (phone,) = await add_leads(db, 1, owner_id=ann, seed=8)
+    ann_ws = await _ready(server, "ann")
+    call_id = await _call_in(server, phone)
+    await ann_ws.expect("call.state", call_id=call_id, state="answered")
+    await ann_ws.close()
+
+    again = await AgentClient.connect(server.ws_base, await token(server.base, "ann"))
+    snapshot = await again.expect("snapshot")
+    assert snapshot["agent"]["state"] == "on_call"
+    assert snapshot["call"]["call_id"] == call_id and snapshot["call"]["direction"] == "in"
+    assert snapshot["inbound"]["call_id"] == call_id and snapshot["inbound"]["customer"]["name"] == "Lead 0"
+    assert (await again.reply(await again.send("call.hangup", call_id=call_id)))["type"] == "ack"
+    ended = await again.expect("call.state", call_id=call_id, state="ended")
+    assert ended["cause"] == "agent_hangup"
+    await again.expect("agent.state", state="wrap_up")
+    await again.close()

@@ -68,6 +68,7 @@ def render_event(event: dict[str, Any], *, tmk: bool = False) -> str:
             _fragment("connection", connection="ok")
             + _fragment("agent_state", agent=_agent(event["agent"]))
             + _fragment("warnings", warnings=event["warnings"])
+            + _fragment("screen_pop", pop=event.get("inbound"))
             + _lead_parts(event["lead"], _call(event["call"]), tmk=tmk)
         )
     if kind == "agent.state":
