@@ -217,6 +217,14 @@ async def hold_caller_lead(session: AsyncSession, agent_id: int, lead_id: int, l
     False (and nothing changes) when another agent holds the caller's lead or it was deleted.
     Commits.
     """
+    # First the lead that waited on the agent's screen, not yet called: an agent holds one lead.
+    await session.execute(
+        text(
+            "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL"
+            " WHERE held_by = :agent AND id <> :lead"
+        ),
+        {"agent": agent_id, "lead": lead_id},
+    )
     taken = (
         await session.execute(
             text(
@@ -230,14 +238,6 @@ async def hold_caller_lead(session: AsyncSession, agent_id: int, lead_id: int, l
     if taken is None:
         await session.rollback()
         return False
-    # The lead that waited on the agent's screen, not yet called, is simply not held any more.
-    await session.execute(
-        text(
-            "UPDATE leads SET held_by = NULL, lease_expires_at = NULL, cleared_at = NULL"
-            " WHERE held_by = :agent AND id <> :lead"
-        ),
-        {"agent": agent_id, "lead": lead_id},
-    )
     await session.commit()
     return True
 

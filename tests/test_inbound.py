@@ -44,15 +44,20 @@ async def test_a_known_caller_rings_their_own_agent_with_the_card_and_the_call_i
     bob = await add_user(db, "bob", extension="1002")
     await add_user(db, "sue", role="supervisor")
     await _hotline(db, [ann, bob])
-    (phone,) = await add_leads(db, 1, owner_id=bob, seed=7)
+    phone, waiting_phone = await add_leads(db, 2, owner_id=bob, seed=7)
     async with db() as s:
         lead_id = (
             await s.execute(text("SELECT id FROM leads WHERE phone_e164 = :p"), {"p": phone})
         ).scalar_one()
         await s.execute(text("UPDATE leads SET notes = 'prefers evenings' WHERE id = :l"), {"l": lead_id})
+        # His other lead comes first and waits on his screen: an inbound call still comes.
+        await s.execute(
+            text("UPDATE leads SET shuffle = CASE WHEN id = :l THEN 2 ELSE 1 END"), {"l": lead_id}
+        )
         await s.commit()
     ann_ws, bob_ws = await _ready(hub_server, "ann"), await _ready(hub_server, "bob")
-    await bob_ws.expect("lead.assigned")  # his own lead waits on his screen: an inbound call still comes
+    waiting = (await bob_ws.expect("lead.assigned"))["lead"]
+    assert waiting["id"] != lead_id
 
     call_id = await _call_in(hub_server, phone.removeprefix("+86"))
     pop = await bob_ws.expect("call.inbound", call_id=call_id)
@@ -62,7 +67,14 @@ async def test_a_known_caller_rings_their_own_agent_with_the_card_and_the_call_i
     assert (await bob_ws.expect("agent.state", state="ringing"))["reason"] == ""
     await bob_ws.expect("call.state", call_id=call_id, state="answered", direction="in")
     await bob_ws.expect("agent.state", state="on_call")
-    assert (await bob_ws.expect("lead.assigned"))["lead"]["id"] == lead_id, "the caller's lead opens"
+    opened = await bob_ws.expect("lead.assigned", timeout=5)
+    assert opened["lead"]["id"] == lead_id, "the caller's lead opens"
+    assert opened["call"]["call_id"] == call_id and opened["call"]["state"] == "answered"
+    async with db() as s:
+        held = (
+            await s.execute(text("SELECT held_by FROM leads WHERE phone_e164 = :p"), {"p": waiting_phone})
+        ).scalar()
+    assert held is None, "the lead that waited went back"
     ended = await bob_ws.expect("call.state", call_id=call_id, state="ended")
     assert 0.25 < ended["duration_s"] < 1.0
     await bob_ws.expect("agent.state", state="wrap_up")
