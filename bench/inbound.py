@@ -1,10 +1,11 @@
 """Inbound burst through real Kamailio: carrier INVITE → agent's ``call.inbound``, and routing answers.
 
-    python bench/inbound.py --agents 20 --calls 200 --concurrency 10 [--json]
+    python bench/inbound.py --agents 20 --calls 300 --rate 10 --at-once 10 [--json]
 
 One hub process on Kamailio (loopback), ``--agents`` sales agents each with a sipp phone that
 answers at once and a websocket client that goes ready again after every call. A sipp carrier
-places ``--calls`` calls to DID 800 (``--concurrency`` at a time, each talking ``--talk-ms``).
+places ``--calls`` calls to DID 800 from one sipp process (``--rate`` new calls a second, at most
+``--at-once`` in progress, each talking ``--talk-ms``).
 
 Figures:
 - INVITE → ``call.inbound``: the carrier's INVITE (sipp's message log, wall clock) to the frame
@@ -26,7 +27,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,13 @@ from storage import inbound as inbound_store
 from storage.db import create_engine, session_factory
 from telephony.kamailio.gateway import call_id_for
 from telephony.kamailio.lab import KamailioServer, ensure_installed, free_port
-from telephony.kamailio.phones import SippPhone, carrier_call, stop_all
+from telephony.kamailio.phones import BurstResult, SippPhone, carrier_burst, stop_all
 
 log = logging.getLogger("bench.inbound")
 
 SERVED, UNSERVED = "800", "899"
 FIRST_EXTENSION = 3000
-WARM_UP = 4  # calls to each number before measuring
-_SENT = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*\n\w+ message sent", re.MULTILINE)
-_CALL_ID = re.compile(r"^Call-ID:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
+WARM_UP = 8  # calls to each number before measuring (every Kamailio worker connects)
 _QUERY = re.compile(r"ACD: hub query rc=(\d+) call_id=(\S+) t0=([\d.]+) t1=([\d.]+) resp=(.*)$", re.MULTILINE)
 
 
@@ -108,15 +106,6 @@ async def _prepare(lab: Lab) -> None:
     await engine.dispose()
 
 
-def _invite(msg_log: Path) -> tuple[str, float] | None:
-    """The Call-ID and wall-clock send time of the carrier's first INVITE."""
-    body = msg_log.read_text(errors="replace")
-    sent, call = _SENT.search(body), _CALL_ID.search(body)
-    if not sent or not call:
-        return None
-    return call.group(1), datetime.strptime(sent.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-
-
 def _routing_ms(kamailio_log: Path, measured: set[str]) -> dict[str, list[float]]:
     """Kamailio's measure of each routing query of the ``measured`` calls, by answer (route / reject)."""
     found: dict[str, list[float]] = {"route": [], "reject": []}
@@ -157,6 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         phones: list[SippPhone] = []
         stop = asyncio.Event()
         pops = Pops()
+        agents: list[asyncio.Task[None]] = []
         try:
             kamailio.start()
             async with session_factory(create_engine(lab.database_url, pool_size=1))() as s:
@@ -174,46 +164,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await phone.register(kamailio)
             agents = [asyncio.create_task(_agent(lab, u, pops, stop)) for u in lab.usernames]
             await asyncio.sleep(1.0)  # every agent has said ready
-            gate = asyncio.Semaphore(args.concurrency)
 
-            async def one(i: int, did: str) -> Path:
-                async with gate:
-                    result = await carrier_call(
-                        kamailio, work, did=did, caller=callers[i % len(callers)], talk_ms=args.talk_ms
-                    )
-                    return result.message_log
+            async def burst(did: str, calls: int) -> BurstResult:
+                return await carrier_burst(
+                    kamailio, work, did=did, caller=callers[0], calls=calls, rate_per_s=args.rate,
+                    at_once=args.at_once, talk_ms=args.talk_ms,
+                )  # fmt: skip
 
             # Warm-up, not measured: every Kamailio worker opens its connection to the hub.
-            await asyncio.gather(*(one(i, did) for i in range(WARM_UP) for did in (SERVED, UNSERVED)))
-            started = time.perf_counter()
-            unserved = await asyncio.gather(*(one(i, UNSERVED) for i in range(args.baseline_calls)))
-            served = await asyncio.gather(*(one(i, SERVED) for i in range(args.calls)))
-            burst_s = time.perf_counter() - started
+            await burst(SERVED, WARM_UP)
+            await burst(UNSERVED, WARM_UP)
+            unserved = await burst(UNSERVED, args.baseline_calls)
+            served = await burst(SERVED, args.calls)
             await asyncio.sleep(0.5)
         finally:
             stop.set()
             await asyncio.gather(*agents, return_exceptions=True)
             stop_all(phones)
             kamailio.stop()
-        invites = {log_path: _invite(log_path) for log_path in [*unserved, *served]}
-        measured = {invite[0] for invite in invites.values() if invite}
         latencies = []
-        missing_pops = 0
-        for msg_log in served:
-            invite = invites[msg_log]
-            pop_at = pops.at.get(call_id_for(invite[0])) if invite else None
-            if invite is None or pop_at is None:
-                missing_pops += 1
-                continue
-            latencies.append((pop_at - invite[1]) * 1000)
-        routing = _routing_ms(kamailio.log_path, measured)
+        for sip_call_id, sent_at in served.invites.items():
+            pop_at = pops.at.get(call_id_for(sip_call_id))
+            if pop_at is not None:
+                latencies.append((pop_at - sent_at) * 1000)
+        routing = _routing_ms(kamailio.log_path, set(served.invites) | set(unserved.invites))
     return {
         "agents": args.agents,
         "calls": args.calls,
-        "concurrency": args.concurrency,
-        "burst_s": round(burst_s, 2),
+        "rate_per_s": args.rate,
+        "at_once": args.at_once,
+        "burst_s": round(served.elapsed_s, 2),
+        "answered_calls": served.successful_calls,
         "invite_to_pop_ms": _stats(latencies),
-        "calls_without_pop": missing_pops,
+        "calls_without_pop": len(served.invites) - len(latencies),
         "routing_answer_ms": _stats(routing["route"]),
         "baseline_reject_ms": _stats(routing["reject"]),
         "agent_errors": sorted(set(pops.errors)),
@@ -227,7 +210,7 @@ def _print(figures: dict[str, Any]) -> None:
         ("baseline: routing answer (DID 899, nobody serves it)", figures["baseline_reject_ms"]),
     ]
     out = sys.stdout.write
-    out(f"{figures['calls']} calls, {figures['concurrency']} at a time, ")
+    out(f"{figures['calls']} calls, {figures['rate_per_s']:g}/s, at most {figures['at_once']} at a time, ")
     out(f"{figures['agents']} agents, {figures['burst_s']} s\n")
     out(f"{'what':<55} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}\n")
     for name, s in rows:
@@ -244,13 +227,14 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--baseline-calls", type=int, default=50)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=10.0, help="new calls a second")
+    parser.add_argument("--at-once", type=int, default=10, help="calls in progress at most")
     parser.add_argument("--talk-ms", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--hub-log", type=Path, help="keep the hub's log here")
     args = parser.parse_args()
-    if not 1 <= args.concurrency <= args.agents:
-        parser.error("--concurrency is from 1 to --agents (every call in a burst must find an agent)")
+    if not 1 <= args.at_once <= args.agents:
+        parser.error("--at-once is from 1 to --agents (every call in a burst must find an agent)")
     logging.basicConfig(level=logging.WARNING, format="ts=%(asctime)s level=%(levelname)s %(message)s")
     figures = asyncio.run(run(args))
     if args.json:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from telephony.gateway import GatewayError
 from telephony.kamailio.lab import KamailioServer, free_port
+from telephony.kamailio.phones import carrier_burst
 from telephony.kamailio.protocol import (
     KamailioEvent,
     RouteQuery,
@@ -90,6 +91,21 @@ async def test_call_to_did_without_hub_gets_503(sip_lab: SipLab) -> None:
         dialogs = await rpc.dialogs()
     assert isinstance(dialogs, list)
     assert result.call_id not in {d.call_id for d in dialogs}  # failed calls are not live
+
+
+async def test_a_burst_from_one_carrier_records_when_each_invite_left(sip_lab: SipLab) -> None:
+    kam = sip_lab.kamailio(closed_hub_url())
+    before = time.time()
+
+    burst = await carrier_burst(kam, sip_lab.work_dir, calls=6, rate_per_s=20, at_once=3, timeout_s=20)
+
+    # Six INVITEs, each with its own Call-ID and send time, paced at 20 a second; every call is
+    # refused (no hub), which the carrier scenario counts as run to its end.
+    assert len(burst.invites) == 6, burst
+    sent = sorted(burst.invites.values())
+    assert before <= sent[0] and sent[-1] <= time.time()
+    assert sent[-1] - sent[0] >= 0.2, "the rate is honoured"
+    assert (burst.successful_calls, burst.returncode) == (6, 0), burst
 
 
 async def test_rpc_against_closed_port_raises_gateway_error_quickly() -> None:

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -344,6 +345,9 @@ def _carrier_command(
     cancel_after_ms: int | None,
     timeout_s: float,
     host: str,
+    calls: int = 1,
+    rate_per_s: float | None = None,
+    at_once: int | None = None,
 ) -> list[str]:
     if not _DID.fullmatch(did) or not _DID.fullmatch(caller):
         raise ValueError("did and caller must be plain SIP user parts (digits, +, *, #, ...)")
@@ -358,7 +362,9 @@ def _carrier_command(
         find_binary("sipp") or "sipp", "-sf", str(SIPP_DIR / scenario),
         *_sipp_common(host, free_port("udp", host), work_dir, stem),
         "-key", "did", did, "-key", "caller", caller, *extra,
-        "-m", "1", "-timeout", f"{math.ceil(timeout_s)}s", "-timeout_error", kamailio.address,
+        "-m", str(calls), *(["-r", f"{rate_per_s:g}", "-rp", "1000"] if rate_per_s else []),
+        *(["-l", str(at_once)] if at_once else []),
+        "-timeout", f"{math.ceil(timeout_s)}s", "-timeout_error", kamailio.address,
     ]  # fmt: skip
 
 
@@ -415,6 +421,56 @@ async def carrier_call(
         did, caller, code, result.final_code, result.elapsed_s * 1000,
     )  # fmt: skip
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class BurstResult:
+    """A carrier's burst of calls: sipp's exit code and counts, and when each call's INVITE left."""
+
+    returncode: int
+    successful_calls: int | None
+    failed_calls: int | None
+    invites: dict[str, float]  # Call-ID → wall-clock time its first INVITE was sent
+    elapsed_s: float
+
+
+_SENT_AT = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*\n\w+ message sent", re.MULTILINE)
+_INVITE_CALL_ID = re.compile(r"\A\s*INVITE [^\n]*\n(?:[^\n]+\n)*?Call-ID:\s*(\S+)", re.IGNORECASE)
+
+
+async def carrier_burst(
+    kamailio: KamailioServer,
+    work_dir: Path,
+    *,
+    calls: int,
+    rate_per_s: float,
+    at_once: int,
+    did: str = "800",
+    caller: str = "+15550001",
+    talk_ms: int = 300,
+    timeout_s: float = 120.0,
+) -> BurstResult:
+    """Many customers call ``did`` from one sipp process: ``rate_per_s`` new calls a second, at most
+    ``at_once`` at a time, ``calls`` in all (one process, so the load generator stays light)."""
+    stem = f"burst-{uuid.uuid4().hex[:8]}"
+    cmd = _carrier_command(
+        kamailio, work_dir, stem, did=did, caller=caller, talk_ms=talk_ms, cancel_after_ms=None,
+        timeout_s=timeout_s, host=kamailio.host, calls=calls, rate_per_s=rate_per_s, at_once=at_once,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    code = await _run_sipp(cmd, work_dir, work_dir / f"{stem}.out", timeout_s + 2, f"burst to {did}")
+    elapsed = time.monotonic() - t0
+    log_text = (work_dir / f"{stem}.msg").read_text(errors="replace")
+    invites: dict[str, float] = {}
+    marks = list(_SENT_AT.finditer(log_text))
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        body = log_text[mark.end() : following.start() if following else len(log_text)]
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        found = _INVITE_CALL_ID.match(body)
+        if found and found.group(1) not in invites:
+            invites[found.group(1)] = datetime.strptime(mark.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    successful, failed = _screen_stats(work_dir / f"{stem}.screen", work_dir / f"{stem}.out")
+    return BurstResult(code, successful, failed, invites, elapsed)
 
 
 def stop_all(
