@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hub.agent_state import AgentState, StateChangeError, next_state
+from hub.agent_views import lead_payload, none_reason, stock_warning
 from hub.connection import CLOSE_KICKED, AgentConnection
-from hub.contact_gate import Verdict
 from hub.dispositions import (
     NOTE_MAX_CHARS,
     DispositionError,
@@ -29,7 +29,7 @@ from hub.permissions import Permission, allows
 from hub.protocol import Command, ProtocolError, ack, error
 from storage import campaigns as campaign_store
 from storage import leads as lead_store
-from storage.leads import HeldLead, NotYourLead
+from storage.leads import NotYourLead
 from storage.models import Outcome, Role
 
 if TYPE_CHECKING:
@@ -72,24 +72,6 @@ class LiveAgent:
 def works_general_pool(agent: Principal) -> bool:
     """Shared leads of no campaign are sales work; TMK agents work only their campaigns."""
     return agent.role == Role.SALES
-
-
-def lead_payload(lead: HeldLead, history: list[lead_store.ContactRecord]) -> dict[str, Any]:
-    """A lead as an agent may see it: the phone is always masked."""
-    return {
-        "id": lead.id,
-        "name": lead.name,
-        "phone_masked": mask_phone(lead.phone_e164),
-        "area": lead.area,
-        "attributes": lead.attributes,
-        "attempts": lead.attempts,
-        "notes": lead.notes,
-        "history": [
-            {"at": h.at.isoformat(), "outcome": h.outcome, "note": h.note, "agent": h.agent_name}
-            for h in history
-        ],
-        "callback_at": lead.callback_at.isoformat() if lead.callback_at else None,
-    }
 
 
 class AgentDesk:
@@ -159,7 +141,7 @@ class AgentDesk:
             "call": call,
             # A reconnect in the middle of an inbound call brings its screen pop back.
             "inbound": await self.hub.inbound.screen_pop_of(presence.call_id) if call else None,
-            "warnings": [w for w in [self._stock_warning(stock)] if w],
+            "warnings": [w for w in [stock_warning(stock, self.hub.settings.stock_low_threshold)] if w],
         }
 
     # -- commands ----------------------------------------------------------------------------
@@ -253,7 +235,7 @@ class AgentDesk:
         await self.hub.presence.set_lead(agent.id, None)
         conn.push(ack(command.id))
         self.deliver(agent.id, {"type": "lead.disposed", "lead_id": lead_id, "outcome": outcome.value})
-        warning = self._stock_warning(stock)
+        warning = stock_warning(stock, self.hub.settings.stock_low_threshold)
         if warning:
             self.deliver(agent.id, warning)
             # The agent is reminded after every call; their supervisors hear of it once a day.
@@ -342,7 +324,7 @@ class AgentDesk:
             async with self.hub.db() as s:
                 due = await lead_store.next_due(s, agent_id, general_pool=general)
             capped = await self.hub.quota_desk.cap_reached(agent_id, quota, day, day_start)
-            reason = self._none_reason(due, offer.refused, capped)
+            reason = none_reason(due, offer.refused, capped)
             if reason != live.none_reason:
                 live.none_reason = reason
                 self.deliver(
@@ -448,27 +430,3 @@ class AgentDesk:
         live = self.live.get(agent_id)
         if live is not None:
             await self.hub.supervisors.alert(live.principal, event)
-
-    @staticmethod
-    def _none_reason(due: datetime | None, refused: Verdict | None, capped: bool) -> str:
-        if refused is not None and not refused.decision.dialable:
-            # The leads tried just now were held back by the contact policy: say by what.
-            return f"your next leads may not be called now: {refused.main_reason()}"
-        if capped:
-            reason = "you have had all your new leads for today"
-            return reason + (f"; the next retry or callback is due at {due:%Y-%m-%d %H:%M %Z}" if due else "")
-        if due is None:
-            return "no leads left: your list and the shared pool are empty"
-        return f"no lead is due now; the next one is due at {due.isoformat(timespec='minutes')}"
-
-    def _stock_warning(self, remaining: int) -> dict[str, Any] | None:
-        threshold = self.hub.settings.stock_low_threshold
-        if remaining >= threshold:
-            return None
-        return {
-            "type": "quota.warning",
-            "kind": "stock_low",
-            "remaining": remaining,
-            "threshold": threshold,
-            "message": f"Low on leads: fewer than {threshold} left. Ask your supervisor for more.",
-        }
