@@ -37,7 +37,7 @@ from telephony.kamailio.rpc import KamailioRpc
 log = logging.getLogger("lineup.kamailio")
 
 _NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4c55-9a7e-2b1f3c4d5e6f")
-SEEN_EVENTS = 10_000  # deduplication window
+SEEN_EVENTS = 10_000  # deduplication window, and how many calls' ids are remembered
 PENDING_ORIGINATE_S = 60.0  # how long a click-to-call waits for the agent phone's call to appear
 # Who hung up, in the hub's words (the ended event names the side that sent the BYE).
 _ENDED_BY = {"caller": "normal_clearing", "callee": "agent_hangup", "kamailio": "timeout"}
@@ -60,8 +60,9 @@ class KamailioGateway:
         self._queue: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: dict[str, tuple[str, float]] = {}  # agent extension → (hub call id, since)
-        self._outbound: dict[str, str] = {}  # SIP Call-ID → hub call id, click-to-calls
-        self._sip_ids: dict[str, str] = {}  # hub call id → SIP Call-ID, to hang up
+        # Bounded like the deduplication window: a call's entries outlive it by thousands of calls.
+        self._outbound: OrderedDict[str, str] = OrderedDict()  # SIP Call-ID → hub call id, click-to-calls
+        self._sip_ids: OrderedDict[str, str] = OrderedDict()  # hub call id → SIP Call-ID, to hang up
 
     def attach_router(self, router: Router) -> None:
         self._router = router
@@ -87,7 +88,7 @@ class KamailioGateway:
         if self._router is None:
             return reject_answer(503, "Hub Not Ready")
         call_id = call_id_for(query.call_id)
-        self._sip_ids[call_id] = query.call_id
+        _remember(self._sip_ids, call_id, query.call_id)
         decision = await self._router(
             InboundCall(
                 call_id, query.caller, query.did, query.attempt, query.failed_agent, query.failed_code
@@ -106,9 +107,7 @@ class KamailioGateway:
         key = event_key(event)
         if key in self._seen:
             return
-        self._seen[key] = None
-        if len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
+        _remember(self._seen, key, None)
         normalised = self._normalise(event)
         if normalised is not None:
             self._queue.put_nowait(normalised)
@@ -120,7 +119,7 @@ class KamailioGateway:
             return self._bridge_leg(ev, at)
         if ev.did is not None:  # routed by the hub: an inbound call
             call_id = call_id_for(ev.call_id)
-            self._sip_ids.setdefault(call_id, ev.call_id)
+            _remember(self._sip_ids, call_id, ev.call_id)
             return _inbound_event(call_id, ev, at)
         call_id = self._outbound_call(ev)
         if call_id is None:
@@ -148,8 +147,8 @@ class KamailioGateway:
         pending = self._pending.pop(ev.agent_extension, None)
         if pending is None or time.monotonic() - pending[1] > PENDING_ORIGINATE_S:
             return None
-        self._outbound[ev.call_id] = pending[0]
-        self._sip_ids[pending[0]] = ev.call_id
+        _remember(self._outbound, ev.call_id, pending[0])
+        _remember(self._sip_ids, pending[0], ev.call_id)
         return pending[0]
 
     def _bridge_leg(self, ev: KamailioEvent, at: float) -> CallEvent | None:
@@ -193,6 +192,14 @@ class KamailioGateway:
         for dialog in await self._rpc.dialogs():
             live.add(self._outbound.get(dialog.call_id) or call_id_for(dialog.call_id))
         return live
+
+
+def _remember(mapping: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``key`` (as the newest), forgetting the oldest beyond :data:`SEEN_EVENTS` entries."""
+    mapping[key] = value
+    mapping.move_to_end(key)
+    if len(mapping) > SEEN_EVENTS:
+        mapping.popitem(last=False)
 
 
 def _talk(ev: KamailioEvent) -> float:
