@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 import websockets
 from sqlalchemy import text
 
@@ -78,8 +79,6 @@ async def _agent(lab: Lab, username: str, pops: Pops, stop: asyncio.Event) -> No
 
 
 async def _token(lab: Lab, username: str) -> str:
-    import httpx
-
     async with httpx.AsyncClient(base_url=lab.hub.base) as client:
         answer = await client.post("/api/auth/token", json={"username": username, "password": PASSWORD})
         return str(answer.json()["token"])

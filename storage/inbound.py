@@ -37,38 +37,38 @@ class InboundGroup:
     agents: tuple[GroupAgent, ...]
 
 
+# Numbers with their group: the agents who are active and have a phone extension, by id.
+_GROUPS = text(
+    """
+    SELECT n.did, n.name, n.strategy, n.ring_timeout_s,
+        coalesce(array_agg(u.id ORDER BY u.id) FILTER (WHERE u.id IS NOT NULL), '{}') AS ids,
+        coalesce(array_agg(u.sip_extension ORDER BY u.id) FILTER (WHERE u.id IS NOT NULL), '{}') AS extensions
+    FROM inbound_numbers n
+    LEFT JOIN inbound_number_agents a ON a.did = n.did
+    LEFT JOIN users u ON u.id = a.user_id AND u.active AND u.sip_extension <> ''
+    WHERE CAST(:did AS varchar) IS NULL OR n.did = CAST(:did AS varchar)
+    GROUP BY n.did ORDER BY n.did
+    """
+)
+
+
+async def _groups(session: AsyncSession, did: str | None) -> list[InboundGroup]:
+    rows = await session.execute(_GROUPS, {"did": did})
+    return [
+        InboundGroup(r.did, r.name, r.strategy, r.ring_timeout_s, tuple(map(GroupAgent, r.ids, r.extensions)))
+        for r in rows
+    ]
+
+
 async def inbound_group(session: AsyncSession, did: str) -> InboundGroup | None:
     """The group of a dialled number, or None when nobody serves it."""
-    number = (
-        await session.execute(
-            text("SELECT did, name, strategy, ring_timeout_s FROM inbound_numbers WHERE did = :did"),
-            {"did": did},
-        )
-    ).first()
-    if number is None:
-        return None
-    agents = await session.execute(
-        text(
-            "SELECT u.id, u.sip_extension FROM inbound_number_agents a JOIN users u ON u.id = a.user_id"
-            " WHERE a.did = :did AND u.active AND u.sip_extension IS NOT NULL AND u.sip_extension <> ''"
-            " ORDER BY u.id"
-        ),
-        {"did": did},
-    )
-    return InboundGroup(
-        number.did,
-        number.name,
-        number.strategy,
-        number.ring_timeout_s,
-        tuple(GroupAgent(r[0], r[1]) for r in agents),
-    )
+    found = await _groups(session, did)
+    return found[0] if found else None
 
 
 async def inbound_numbers(session: AsyncSession) -> list[InboundGroup]:
     """Every inbound number with its group, by number."""
-    dids = (await session.execute(text("SELECT did FROM inbound_numbers ORDER BY did"))).scalars().all()
-    groups = [await inbound_group(session, did) for did in dids]
-    return [g for g in groups if g is not None]
+    return await _groups(session, None)
 
 
 async def save_inbound_number(

@@ -11,8 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.passwords import hash_password
 from hub.policy import ContactPolicy
+from storage import inbound as inbound_store
 from storage import users as user_store
 from storage.lead_intake import NewLead, insert_leads
+from tests.agent_client import AgentClient
+from tests.services import HubServer
 
 PASSWORD = "correct horse battery"
 _HASH = hash_password(PASSWORD)
@@ -100,3 +103,33 @@ async def signed_in(base: str, username: str, password: str = PASSWORD) -> httpx
     response = await http.post("/login", data={"username": username, "password": password, "csrf": csrf})
     assert response.status_code == 303, response.text
     return http
+
+
+async def add_hotline(
+    db: async_sessionmaker[AsyncSession],
+    agent_ids: list[int],
+    *,
+    did: str = "800",
+    strategy: str = "sticky",
+    ring_timeout_s: int = 15,
+) -> None:
+    """A number customers call, answered by these agents."""
+    async with db() as s:
+        await inbound_store.save_inbound_number(
+            s,
+            did=did,
+            name="Hotline",
+            strategy=strategy,
+            ring_timeout_s=ring_timeout_s,
+            agent_ids=agent_ids,
+            actor_id=None,
+        )
+        await s.commit()
+
+
+async def ready_agent(server: HubServer, username: str) -> AgentClient:
+    """An agent connected to ``server``'s ``/ws/agent`` who has said ready (and been answered)."""
+    client = await AgentClient.connect(server.ws_base, await token(server.base, username))
+    await client.expect("snapshot")
+    await client.reply(await client.send("state.set", state="ready"))
+    return client

@@ -10,9 +10,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
-from storage import inbound as inbound_store
 from tests.browser import sign_in
-from tests.seed import add_leads, add_user, api_client
+from tests.seed import add_hotline, add_leads, add_user, api_client
 
 
 @pytest.fixture
@@ -159,17 +158,7 @@ async def test_an_inbound_call_pops_the_caller_and_a_new_caller_is_saved_from_th
     hub = start_hub(LINEUP_SIM_TALK_S="[60, 61]")
     alice = await add_user(db, "alice", extension="1001")
     await add_user(db, "sue", role="supervisor")
-    async with db() as s:
-        await inbound_store.save_inbound_number(
-            s,
-            did="800",
-            name="Hotline",
-            strategy="sticky",
-            ring_timeout_s=15,
-            agent_ids=[alice],
-            actor_id=None,
-        )
-        await s.commit()
+    await add_hotline(db, [alice])
     (phone,) = await add_leads(db, 1, owner_id=alice, seed=21)
     await sign_in(page, hub.base, "alice")
     await page.get_by_role("button", name="Ready").click()

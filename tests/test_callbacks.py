@@ -7,15 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, api_client, csrf_in, signed_in, token
-
-
-async def _ready_agent(server, username: str) -> AgentClient:
-    client = await AgentClient.connect(server.ws_base, await token(server.base, username))
-    await client.expect("snapshot")
-    await client.send("state.set", state="ready")
-    return client
+from tests.seed import add_leads, add_user, api_client, csrf_in, ready_agent, signed_in
 
 
 async def test_a_due_callback_reaches_its_agent_within_a_second_then_passes_to_anyone(start_hub, db):
@@ -23,7 +15,7 @@ async def test_a_due_callback_reaches_its_agent_within_a_second_then_passes_to_a
     await add_user(db, "ann")
     await add_user(db, "bob")
     await add_leads(db, 1)
-    ann = await _ready_agent(server, "ann")
+    ann = await ready_agent(server, "ann")
     lead = (await ann.expect("lead.assigned"))["lead"]
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     booked = await ann.send(
@@ -45,7 +37,7 @@ async def test_a_due_callback_reaches_its_agent_within_a_second_then_passes_to_a
         await ann.send("lead.dispose", lead_id=lead["id"], outcome="callback", callback_at=soon.isoformat())
     )
     await ann.send("state.set", state="paused", reason="break")
-    bob = await _ready_agent(server, "bob")
+    bob = await ready_agent(server, "bob")
     await bob.expect("lead.none")
     taken = await bob.expect("lead.assigned", timeout=15)
     waited = time.time() - soon.timestamp()
@@ -76,7 +68,7 @@ async def test_supervisors_see_and_move_callbacks(hub_server, db):
         )
         await s.commit()
         first, second = (await s.execute(text("SELECT id FROM leads ORDER BY id"))).scalars().all()
-    bobs = await _ready_agent(hub_server, "bob")
+    bobs = await ready_agent(hub_server, "bob")
     await bobs.expect("lead.none")  # Ann's callbacks are hers
 
     async with await api_client(hub_server.base, "sue") as api:

@@ -12,8 +12,7 @@ from hub.contact_gate import ContactGate
 from hub.dispatch import Dispatcher
 from storage import contact as contact_store
 from storage import quotas as quota_store
-from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, token
+from tests.seed import add_leads, add_user, ready_agent
 
 
 @pytest.fixture
@@ -116,13 +115,6 @@ async def test_an_agent_on_two_lists_gets_leads_from_each_by_their_weights(dispa
     assert 95 <= taken[big] <= 145, taken
 
 
-async def _ready(server, username: str) -> AgentClient:
-    client = await AgentClient.connect(server.ws_base, await token(server.base, username))
-    await client.expect("snapshot")
-    await client.send("state.set", state="ready")
-    return client
-
-
 async def test_the_daily_new_lead_cap_holds_warns_at_80_and_100_percent_and_retries_still_come(
     hub_server, db
 ):
@@ -131,7 +123,7 @@ async def test_the_daily_new_lead_cap_holds_warns_at_80_and_100_percent_and_retr
     async with db() as s:
         await contact_store.put_setting(s, quota_store.QUOTAS, {"default": {"daily_new_leads": 5}}, None)
         await s.commit()
-    client = await _ready(hub_server, "ann")
+    client = await ready_agent(hub_server, "ann")
     warnings = []
     for n in range(1, 6):
         lead = (await client.expect("lead.assigned"))["lead"]
@@ -167,7 +159,7 @@ async def test_the_daily_new_lead_cap_holds_warns_at_80_and_100_percent_and_retr
     assert (await client.expect("lead.assigned"))["lead"]["id"] == retry
     await client.close()
 
-    again = await _ready(hub_server, "ann")  # a reconnect is not told the same warnings twice
+    again = await ready_agent(hub_server, "ann")  # a reconnect is not told the same warnings twice
     await again.send("ping")
     await again.expect("pong")
     assert [f for f in again.frames if f.get("kind") == "daily_cap"] == []

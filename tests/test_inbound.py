@@ -6,30 +6,8 @@ import asyncio
 
 from sqlalchemy import text
 
-from storage import inbound as inbound_store
 from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, api_client, token
-
-
-async def _hotline(db, agent_ids: list[int], strategy: str = "sticky") -> None:
-    async with db() as s:
-        await inbound_store.save_inbound_number(
-            s,
-            did="800",
-            name="Hotline",
-            strategy=strategy,
-            ring_timeout_s=15,
-            agent_ids=agent_ids,
-            actor_id=None,
-        )
-        await s.commit()
-
-
-async def _ready(server, username: str) -> AgentClient:
-    client = await AgentClient.connect(server.ws_base, await token(server.base, username))
-    await client.expect("snapshot")
-    await client.reply(await client.send("state.set", state="ready"))
-    return client
+from tests.seed import add_hotline, add_leads, add_user, api_client, ready_agent, token
 
 
 async def _call_in(server, caller: str, did: str = "800") -> str:
@@ -43,7 +21,7 @@ async def test_a_known_caller_rings_their_own_agent_with_the_card_and_the_call_i
     ann = await add_user(db, "ann", extension="1001")
     bob = await add_user(db, "bob", extension="1002")
     await add_user(db, "sue", role="supervisor")
-    await _hotline(db, [ann, bob])
+    await add_hotline(db, [ann, bob])
     phone, waiting_phone = await add_leads(db, 2, owner_id=bob, seed=7)
     async with db() as s:
         lead_id = (
@@ -55,7 +33,7 @@ async def test_a_known_caller_rings_their_own_agent_with_the_card_and_the_call_i
             text("UPDATE leads SET shuffle = CASE WHEN id = :l THEN 2 ELSE 1 END"), {"l": lead_id}
         )
         await s.commit()
-    ann_ws, bob_ws = await _ready(hub_server, "ann"), await _ready(hub_server, "bob")
+    ann_ws, bob_ws = await ready_agent(hub_server, "ann"), await ready_agent(hub_server, "bob")
     waiting = (await bob_ws.expect("lead.assigned"))["lead"]
     assert waiting["id"] != lead_id
 
@@ -109,9 +87,9 @@ async def test_an_unknown_caller_goes_to_the_longest_idle_agent_who_saves_them_a
     ann = await add_user(db, "ann", extension="1001")
     bob = await add_user(db, "bob", extension="1002")
     await add_user(db, "sue", role="supervisor")
-    await _hotline(db, [ann, bob], strategy="longest_idle")
-    bob_ws = await _ready(hub_server, "bob")
-    ann_ws = await _ready(hub_server, "ann")  # ready after Bob: Bob has been idle longer
+    await add_hotline(db, [ann, bob], strategy="longest_idle")
+    bob_ws = await ready_agent(hub_server, "bob")
+    ann_ws = await ready_agent(hub_server, "ann")  # ready after Bob: Bob has been idle longer
 
     call_id = await _call_in(hub_server, "13912345678")
     pop = await bob_ws.expect("call.inbound", call_id=call_id)
@@ -143,7 +121,7 @@ async def test_an_unknown_caller_goes_to_the_longest_idle_agent_who_saves_them_a
 async def test_no_ready_agent_or_an_unserved_number_rejects_the_call(hub_server, db):
     ann = await add_user(db, "ann", extension="1001")
     await add_user(db, "sue", role="supervisor")
-    await _hotline(db, [ann])
+    await add_hotline(db, [ann])
     ann_ws = await AgentClient.connect(hub_server.ws_base, await token(hub_server.base, "ann"))
     await ann_ws.expect("snapshot")  # connected but paused: not offered calls
     call_id = await _call_in(hub_server, "13912345678")
@@ -170,9 +148,9 @@ async def test_a_reconnect_mid_call_brings_the_pop_back_and_the_agent_can_hang_u
     server = start_hub(LINEUP_SIM_TALK_S="[30, 31]")
     ann = await add_user(db, "ann", extension="1001")
     await add_user(db, "sue", role="supervisor")
-    await _hotline(db, [ann])
+    await add_hotline(db, [ann])
     (phone,) = await add_leads(db, 1, owner_id=ann, seed=8)
-    ann_ws = await _ready(server, "ann")
+    ann_ws = await ready_agent(server, "ann")
     call_id = await _call_in(server, phone)
     await ann_ws.expect("call.state", call_id=call_id, state="answered")
     await ann_ws.close()

@@ -9,10 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from storage import inbound as inbound_store
 from telephony.kamailio.lab import KamailioServer, free_port
-from tests.agent_client import AgentClient
-from tests.seed import add_leads, add_user, token
+from tests.seed import add_hotline, add_leads, add_user, ready_agent
 from tests.services import HubServer
 from tests.sip_lab import SipLab, sip_lab_fixture  # noqa: F401  (fixture)
 
@@ -39,27 +37,6 @@ def _phone_system(start_hub, sip_lab: SipLab, carrier_gateway: str | None = None
     return PhoneSystem(hub, kamailio)
 
 
-async def _hotline(db, agent_ids: list[int], ring_timeout_s: int = 15, strategy: str = "sticky") -> None:
-    async with db() as s:
-        await inbound_store.save_inbound_number(
-            s,
-            did="800",
-            name="Hotline",
-            strategy=strategy,
-            ring_timeout_s=ring_timeout_s,
-            agent_ids=agent_ids,
-            actor_id=None,
-        )
-        await s.commit()
-
-
-async def _ready(hub: HubServer, username: str) -> AgentClient:
-    client = await AgentClient.connect(hub.ws_base, await token(hub.base, username))
-    await client.expect("snapshot")
-    await client.reply(await client.send("state.set", state="ready"))
-    return client
-
-
 async def _call_row(db, call_id: str) -> dict[str, object]:
     async with db() as s:
         row = (
@@ -77,10 +54,10 @@ async def _call_row(db, call_id: str) -> dict[str, object]:
 async def test_an_inbound_call_pops_the_card_on_the_agent_it_rings_and_times_the_talk(start_hub, db, sip_lab):
     system = _phone_system(start_hub, sip_lab)
     ann = await add_user(db, "ann", extension="1001")
-    await _hotline(db, [ann])
+    await add_hotline(db, [ann])
     (phone,) = await add_leads(db, 1, owner_id=ann, seed=11)
     await sip_lab.agent(system.kamailio, "1001", "answer", ring_ms=200)
-    ann_ws = await _ready(system.hub, "ann")
+    ann_ws = await ready_agent(system.hub, "ann")
     await ann_ws.expect("lead.assigned")
 
     carrier = asyncio.create_task(
@@ -110,11 +87,11 @@ async def test_ring_no_answer_pauses_the_agent_and_the_call_moves_on(start_hub, 
     system = _phone_system(start_hub, sip_lab)
     ann = await add_user(db, "ann", extension="1001")
     bob = await add_user(db, "bob", extension="1002")
-    await _hotline(db, [ann, bob], ring_timeout_s=5, strategy="longest_idle")
+    await add_hotline(db, [ann, bob], ring_timeout_s=5, strategy="longest_idle")
     await sip_lab.agent(system.kamailio, "1001", "noanswer")
     await sip_lab.agent(system.kamailio, "1002", "answer", ring_ms=200)
-    ann_ws = await _ready(system.hub, "ann")  # ready first: idle longest, offered first
-    bob_ws = await _ready(system.hub, "bob")
+    ann_ws = await ready_agent(system.hub, "ann")  # ready first: idle longest, offered first
+    bob_ws = await ready_agent(system.hub, "bob")
 
     carrier = asyncio.create_task(
         sip_lab.carrier_call(system.kamailio, did="800", caller="13912340000", talk_ms=800)
@@ -135,9 +112,9 @@ async def test_ring_no_answer_pauses_the_agent_and_the_call_moves_on(start_hub, 
 async def test_an_abandoned_call_frees_the_agent_and_no_agent_means_a_clear_reject(start_hub, db, sip_lab):
     system = _phone_system(start_hub, sip_lab)
     ann = await add_user(db, "ann", extension="1001")
-    await _hotline(db, [ann])
+    await add_hotline(db, [ann])
     await sip_lab.agent(system.kamailio, "1001", "noanswer")
-    ann_ws = await _ready(system.hub, "ann")
+    ann_ws = await ready_agent(system.hub, "ann")
 
     carrier = asyncio.create_task(
         sip_lab.carrier_call(system.kamailio, did="800", caller="13912340001", cancel_after_ms=1000)
@@ -163,7 +140,7 @@ async def test_click_to_call_rings_the_agent_phone_which_calls_the_customer(star
     ann = await add_user(db, "ann", extension="1001")
     await add_leads(db, 1, owner_id=ann, seed=12)
     await sip_lab.agent(system.kamailio, "1001", "refer", ring_ms=100)
-    ann_ws = await _ready(system.hub, "ann")
+    ann_ws = await ready_agent(system.hub, "ann")
     lead = (await ann_ws.expect("lead.assigned"))["lead"]
     dialled = await ann_ws.reply(await ann_ws.send("call.dial", lead_id=lead["id"]))
     assert dialled["type"] == "ack", dialled
@@ -195,7 +172,7 @@ async def test_the_gateway_endpoints_refuse_bad_bodies_and_other_roles_see_a_cle
         assert unknown.status_code == 200, "events for unknown calls are taken and ignored"
     ann = await add_user(db, "ann", extension="1009")  # no phone registered under 1009
     await add_leads(db, 1, owner_id=ann, seed=13)
-    ann_ws = await _ready(system.hub, "ann")
+    ann_ws = await ready_agent(system.hub, "ann")
     lead = (await ann_ws.expect("lead.assigned"))["lead"]
     system.kamailio.stop()  # the phone system is down: the agent hears it at once, nothing stays dialing
     failed = await ann_ws.reply(await ann_ws.send("call.dial", lead_id=lead["id"]))

@@ -21,7 +21,7 @@ async def _limit_each_number_to_one_call_a_day(db) -> None:
         await s.commit()
 
 
-async def _ready(server, username: str) -> AgentClient:
+async def _connected(server, username: str) -> AgentClient:
     client = await AgentClient.connect(server.ws_base, await token(server.base, username))
     await client.expect("snapshot")
     return client
@@ -29,7 +29,7 @@ async def _ready(server, username: str) -> AgentClient:
 
 async def test_a_typed_number_is_called_and_recorded_as_an_attempt_on_it(hub_server, db):
     await add_user(db, "mia")
-    mia = await _ready(hub_server, "mia")
+    mia = await _connected(hub_server, "mia")
     typed = "138 0013 8000"
     answer = await mia.reply(await mia.send("call.dial_number", phone=typed))
     assert answer["type"] == "ack", answer
@@ -61,7 +61,7 @@ async def test_bad_numbers_listed_numbers_and_numbers_past_their_cap_are_refused
         # On one campaign's list only: a manual call belongs to no campaign, so every list applies.
         await dnc.add_numbers(s, [listed], campaign_id=campaign, reason="asked", added_by=None)
         await s.commit()
-    mia = await _ready(hub_server, "mia")
+    mia = await _connected(hub_server, "mia")
 
     for bad in ("12", "not a number", "+1 555"):
         refused = await mia.reply(await mia.send("call.dial_number", phone=bad))

@@ -92,8 +92,8 @@ async def _numbers(request: Request) -> tuple[list[inbound_store.InboundGroup], 
 async def _render(
     request: Request, status: int = 200, *, error: str = "", form: dict[str, Any] | None = None
 ) -> Response:
-    groups, usernames = await _numbers(request)
     async with request.app.state.hub.db() as s:
+        groups = await inbound_store.inbound_numbers(s)
         agents = await user_store.agents(s)
     editing = request.query_params.get("edit", "")
     chosen = next((g for g in groups if g.did == editing), None)
@@ -110,9 +110,7 @@ async def _render(
         request,
         "inbound_numbers.html",
         status,
-        numbers=[
-            (g, [names.get(a.agent_id, usernames.get(a.agent_id, "")) for a in g.agents]) for g in groups
-        ],
+        numbers=[(g, [names.get(a.agent_id, "") for a in g.agents]) for g in groups],
         agents=agents,
         form=form,
         error=error,
